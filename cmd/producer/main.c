@@ -1,0 +1,166 @@
+/* dispatch-producer — the REST API: wiring only.
+ *
+ * config -> log -> store -> Kafka producer -> submit pipeline -> status -> api; then
+ * wait for SIGTERM/SIGINT and take it down in the reverse order, letting requests in
+ * flight finish (api stops accepting, the pipeline drains, then the api stops).
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "config/config.h"
+#include "log/log.h"
+#include "queue/queue.h"
+#include "status/status.h"
+#include "store/store.h"
+#include "submit/submit.h"
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+struct wiring {
+    struct config cfg;
+    struct store *store;
+    struct queue_producer *producer;
+    struct submit *submit;
+    struct status status;
+    struct api *api;
+};
+
+/* --- adapters seen through the services' ops tables -------------------------- */
+
+static int op_insert(void *ctx, const struct task *const *tasks, size_t n)
+{
+    return store_task_insert_batch(ctx, tasks, n);
+}
+
+static int op_mark_queued(void *ctx, const struct ids_id *ids, size_t n)
+{
+    return store_task_mark_queued(ctx, ids, n);
+}
+
+static int op_get(void *ctx, const struct ids_id *id, struct task *ret_task)
+{
+    return store_task_get(ctx, id, ret_task);
+}
+
+struct publish_target {
+    struct queue_producer *producer;
+    const char *topic;
+};
+
+static int op_publish(void *ctx, const char *key, size_t key_len, const char *value, size_t len,
+                      const char *traceparent, submit_publish_done_fn done, void *opaque)
+{
+    const struct publish_target *pt = ctx;
+    struct queue_header h = {"traceparent", traceparent, traceparent ? strlen(traceparent) : 0};
+    return queue_produce(pt->producer, pt->topic, key, key_len, value, len, &h,
+                         traceparent ? 1 : 0, done, opaque);
+}
+
+static bool probe_mysql(void *ctx)
+{
+    return store_ping(ctx) == STORE_OK;
+}
+
+static bool probe_kafka(void *ctx)
+{
+    return queue_producer_ready(ctx, 1000);
+}
+
+static const struct submit_store_ops submit_store = {op_insert, op_mark_queued};
+static const struct submit_queue_ops submit_queue = {op_publish};
+static const struct status_store_ops status_store = {op_get};
+
+static int start(struct wiring *w, struct publish_target *pt, struct api_probe *probes)
+{
+    const struct config *c = &w->cfg;
+    struct store_config sc = {c->mysql_host,     c->mysql_port,      c->mysql_user,
+                              c->mysql_password, c->mysql_database,  c->mysql_pool_size,
+                              c->mysql_connect_timeout_ms,           c->mysql_io_timeout_ms};
+    struct queue_producer_config pc = {c->kafka_brokers, "dispatch-producer", c->kafka_linger_ms,
+                                       c->publish_timeout_ms};
+    struct submit_config subc = {c->mysql_pool_size, c->submit_batch_max, c->publish_timeout_ms,
+                                 c->http_max_connections};
+    struct api_config ac = {c->http_addr,           c->http_threads,
+                            c->http_max_connections, c->http_per_ip_connections,
+                            c->http_timeout_s,       c->http_max_body_bytes,
+                            c->json_max_depth};
+
+    if (store_new(&sc, &w->store) != STORE_OK)
+        return EX_UNAVAILABLE;
+    if (queue_producer_new(&pc, &w->producer) != QUEUE_OK)
+        return EX_UNAVAILABLE;
+    pt->producer = w->producer;
+    pt->topic = c->kafka_topic;
+    if (submit_new(&subc, &submit_store, w->store, &submit_queue, pt, &w->submit) < 0)
+        return EX_OSERR;
+    w->status = (struct status){&status_store, w->store, STORE_ENOTFOUND};
+    probes[0] = (struct api_probe){"mysql", probe_mysql, w->store};
+    probes[1] = (struct api_probe){"kafka", probe_kafka, w->producer};
+    struct api_deps deps = {w->submit, &w->status, probes, 2};
+    if (api_new(&ac, &deps, &w->api) < 0)
+        return EX_UNAVAILABLE;
+    return EX_OK;
+}
+
+static void stop(struct wiring *w)
+{
+    api_quiesce(w->api);
+    submit_free(w->submit); /* completes every request it took */
+    api_free(w->api);
+    queue_producer_free(w->producer);
+    store_free(w->store);
+}
+
+int main(int argc, char **argv)
+{
+    struct wiring w = {0};
+    struct publish_target pt = {0};
+    struct api_probe probes[2];
+    struct sigaction sa = {0};
+    sigset_t stop_set, old_set;
+    enum log_level level = LOG_LEVEL_INFO;
+    int rc = config_load(&w.cfg, CONFIG_PRODUCER, "dispatch-producer", argc, argv, NULL, stdout,
+                         stderr);
+    if (rc < 0)
+        return CONFIG_EXIT_INVALID;
+    if (rc == CONFIG_EXIT)
+        return EX_OK;
+    log_level_parse(w.cfg.log_level, &level);
+    log_init(level, "producer");
+
+    /* block the stop signals before any thread starts, so they all inherit the
+     * mask and only sigsuspend() below receives them: no lost wake-up */
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGTERM);
+    sigaddset(&stop_set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_set, &old_set);
+
+    rc = start(&w, &pt, probes);
+    if (rc == EX_OK) {
+        log_info("producer listening", LOG_S("addr", w.cfg.http_addr),
+                 LOG_I("port", api_port(w.api)));
+        while (!stop_flag)
+            sigsuspend(&old_set);
+        log_info("producer stopping", LOG_NONE);
+    } else {
+        log_error("producer failed to start", LOG_I("exit_code", rc));
+    }
+    stop(&w);
+    config_release(&w.cfg);
+    return rc;
+}

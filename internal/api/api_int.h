@@ -1,0 +1,109 @@
+/* api module-private: the per-request context, the route table and the helpers
+ * every endpoint shares (body parsing against a spec, responses, problems). */
+#ifndef DISPATCH_API_INT_H
+#define DISPATCH_API_INT_H
+
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#include "api/api.h"
+#include "ids/ids.h"
+#include "jsonx/jsonx.h"
+#include "model/model.h"
+#include "submit/submit.h"
+
+struct api {
+    struct api_config cfg;
+    struct api_deps deps;
+    struct MHD_Daemon *daemon;
+    int port;
+};
+
+struct api_request;
+
+/* An endpoint: fills req->status/req->response now, or suspends the request and
+ * completes it later with api_complete(). */
+typedef void (*api_handler_fn)(struct api_request *req);
+
+struct api_route {
+    const char *method;
+    const char *pattern; /* "/tasks" exact; "/tasks/{id}" captures one segment */
+    const char *name;    /* the route's label in logs and metrics */
+    api_handler_fn handler;
+    bool takes_body;
+};
+
+enum api_state {
+    REQ_READING = 0, /* headers seen, body being read */
+    REQ_DISPATCHED,  /* the handler ran (it may have suspended the connection) */
+    REQ_QUEUED,      /* response queued */
+};
+
+struct api_request {
+    struct api *api;
+    struct MHD_Connection *conn;
+    const struct api_route *route;
+    const char *method;
+    char path[256];
+    char param[128];             /* the {id} segment, if any */
+    char request_id[129];
+    char traceparent[MODEL_TRACEPARENT_LEN + 1];
+    int64_t start_us;
+    enum api_state state;        /* touched by MHD threads only */
+    bool suspended;              /* the handler suspended in this call (MHD thread) */
+
+    char *body;                  /* read so far (NUL-terminated) */
+    size_t body_len, body_cap;
+    bool body_too_large;
+
+    unsigned int status;         /* response to queue */
+    struct MHD_Response *response;
+
+    struct submit_request submit; /* POST /tasks: the pipeline's request */
+};
+
+extern const struct api_route api_routes[];
+extern const size_t api_n_routes;
+
+/* Finds the route for method+path; *ret_allowed tells whether the path exists
+ * with another method (405 rather than 404).  Copies a {param} into req->param. */
+const struct api_route *api_route_match(struct api_request *req, const char *method,
+                                        const char *path, bool *ret_path_known);
+
+/* --- responses (all set req->status and req->response) --------------------- */
+
+/* JSON body (owned text, freed by MHD after sending) with Content-Type. */
+void api_respond_text(struct api_request *req, unsigned int status, char *body, const char *type);
+/* Serialises json (not consumed). */
+void api_respond_json(struct api_request *req, unsigned int status, const cJSON *json);
+/* RFC 9457 problem: type is a slug under the docs (e.g. "validation"), detail is
+ * printf-style. */
+void api_problem(struct api_request *req, unsigned int status, const char *type, const char *title,
+                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Adds a header to the prepared response (no-op if none). */
+void api_add_header(struct api_request *req, const char *name, const char *value);
+
+/* Called from any thread once a suspended request has its response: resumes it.
+ * Nothing may touch req after this returns (another MHD thread may free it). */
+void api_complete(struct api_request *req);
+void api_suspend(struct api_request *req);
+
+/* --- requests -------------------------------------------------------------- */
+
+/* Parses the body as a JSON object of at most cfg.json_max_depth; on failure the
+ * problem response is prepared and NULL returned.  Result owned by the caller. */
+cJSON *api_body_json(struct api_request *req);
+/* Checks obj against spec; on failure prepares a 400 naming the field. */
+bool api_body_spec(struct api_request *req, const cJSON *obj, const struct jsonx_field *spec);
+/* The request header value, or NULL. */
+const char *api_header(struct api_request *req, const char *name);
+
+/* --- endpoints --------------------------------------------------------------- */
+void api_h_healthz(struct api_request *req);
+void api_h_readyz(struct api_request *req);
+void api_h_tasks_create(struct api_request *req);
+void api_h_tasks_get(struct api_request *req);
+
+#endif

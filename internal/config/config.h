@@ -1,0 +1,110 @@
+/* config — every setting of every binary, parsed once from one table.
+ *
+ * Precedence, lowest first: the table's default, the config file, the environment
+ * (DISPATCH_<NAME>), then flags (--<name-with-dashes>=VALUE or --<name> VALUE).
+ * The config file is named by --config FILE or DISPATCH_CONFIG; it holds env-file
+ * lines "DISPATCH_NAME=value" (blank lines and '#' comments allowed, an optional
+ * "export " prefix, optional single or double quotes around the value) — so
+ * `.local/stack.env` is itself a valid config file.  Unknown DISPATCH_* names, in the
+ * file as in the environment, are ignored: other tools share the prefix (e.g.
+ * DISPATCH_API_URL); --check-config shows what was taken.  Lines that are not
+ * NAME=value are an error naming the file and line.
+ *
+ * Each option belongs to one or more binaries (scope); --help lists only the options
+ * of the binary asking.  --check-config prints the effective configuration, one
+ * "DISPATCH_NAME=value" line each, secrets shown as "<redacted>" (or "<unset>").
+ */
+#ifndef DISPATCH_CONFIG_H
+#define DISPATCH_CONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+enum config_scope {
+    CONFIG_PRODUCER = 1u << 0,
+    CONFIG_WORKER = 1u << 1,
+    CONFIG_CTL = 1u << 2,
+};
+
+/* All strings are owned by the struct and freed by config_release(). */
+struct config {
+    char *log_level; /* debug|info|warn|error */
+
+    /* producer HTTP */
+    char *http_addr; /* host:port the API listens on */
+    int http_threads;
+    int http_max_connections;
+    int http_per_ip_connections;
+    int http_timeout_s; /* idle connection timeout */
+    long long http_max_body_bytes;
+    int json_max_depth;
+
+    /* MariaDB */
+    char *mysql_host;
+    int mysql_port;
+    char *mysql_user;
+    char *mysql_password; /* secret */
+    char *mysql_database;
+    int mysql_pool_size;
+    int mysql_connect_timeout_ms;
+    int mysql_io_timeout_ms;
+
+    /* Redis */
+    char *redis_host;
+    int redis_port;
+
+    /* Kafka */
+    char *kafka_brokers;
+    char *kafka_topic;
+    char *kafka_retry_topic;
+    char *kafka_dlq_topic;
+    char *kafka_group;
+    int kafka_linger_ms;
+    int kafka_partitions; /* used by `dispatchctl topics create` */
+    int publish_timeout_ms; /* how long POST /tasks waits for the broker's ack */
+
+    /* submit pipeline */
+    int submit_batch_max;
+    int outbox_age_ms; /* PENDING rows older than this are republished by the relay */
+
+    /* worker */
+    int worker_concurrency;
+    int worker_queue_size;
+    char *worker_http_addr; /* host:port of the worker's /healthz and /metrics */
+    char *worker_id;        /* empty: <hostname>-<pid> */
+    int worker_lease_ms;
+    int worker_grace_ms; /* SIGTERM drain grace period */
+
+    /* dispatchctl */
+    char *migrations_dir;
+};
+
+enum config_result {
+    CONFIG_RUN = 0,  /* go on and run */
+    CONFIG_EXIT = 1, /* --help, --version or --check-config was served: exit 0 */
+};
+
+#define CONFIG_EXIT_INVALID 78 /* sysexits EX_CONFIG */
+
+/* Fills cfg from defaults, file, environment and argv[1..].  Flags stop at the first
+ * argument that does not start with "--" or after "--"; *ret_argi is set to its
+ * index (so dispatchctl can read its subcommand).  ret_argi may be NULL, in which
+ * case leftover arguments are an error.  Returns CONFIG_RUN, CONFIG_EXIT, or -1 after
+ * writing one clear line "<prog>: <what is wrong>" to err (caller exits 78).  On -1
+ * cfg holds nothing that needs releasing. */
+int config_load(struct config *cfg, unsigned scope, const char *prog, int argc, char **argv,
+                int *ret_argi, FILE *out, FILE *err);
+
+void config_release(struct config *cfg);
+
+/* Writes "DISPATCH_NAME=value" lines for the options in scope, secrets redacted. */
+void config_print(const struct config *cfg, unsigned scope, FILE *out);
+
+/* Writes the reference table (Markdown) of every option: docs/configuration.md. */
+void config_print_markdown(FILE *out);
+
+/* Parses "host:port" (IPv4 literal, name, or "[v6]"); host is written into
+ * ret_host (size bytes).  Returns 0 or -1. */
+int config_split_addr(const char *addr, char *ret_host, size_t size, int *ret_port);
+
+#endif

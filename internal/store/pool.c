@@ -1,0 +1,295 @@
+/* store — the connection pool and the statement cache. */
+#include "store/store_int.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <mysqld_error.h>
+
+#include "log/log.h"
+
+struct store {
+    struct store_config cfg;
+    char *host, *user, *password, *database; /* owned copies behind cfg */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t n;
+    struct store__conn *conns;
+};
+
+/* The SQL of each prepared statement, in enum store__stmt order. */
+static const char *const stmt_sql[STMT_COUNT] = {
+    [STMT_TASK_INSERT] =
+        "INSERT INTO tasks (id, user_id, type, status, priority, attempts, max_attempts, "
+        "timeout_ms, payload, ordering_key, callback_url, traceparent, created_at, updated_at, "
+        "run_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [STMT_TASK_MARK_QUEUED] = "UPDATE tasks SET status = 'QUEUED', updated_at = UTC_TIMESTAMP(6) "
+                              "WHERE id = ? AND status = 'PENDING'",
+    [STMT_TASK_GET] = "SELECT " STORE__TASK_COLUMNS " FROM tasks WHERE id = ?",
+    [STMT_TASK_CLAIM] =
+        "UPDATE tasks SET status = 'RUNNING', attempts = attempts + 1, worker_id = ?, "
+        "lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, started_at = UTC_TIMESTAMP(6), "
+        "updated_at = UTC_TIMESTAMP(6) WHERE id = ? AND (status IN ('PENDING', 'QUEUED', "
+        "'RETRYING') OR (status = 'RUNNING' AND lease_until < UTC_TIMESTAMP(6)))",
+    [STMT_TASK_STATUS] = "SELECT status FROM tasks WHERE id = ?",
+    [STMT_ATTEMPT_INSERT] = "INSERT INTO task_attempts (task_id, attempt, worker_id, started_at, "
+                            "outcome) VALUES (?, ?, ?, UTC_TIMESTAMP(6), 'running')",
+    [STMT_ATTEMPT_EXPIRE] = "UPDATE task_attempts SET outcome = 'lease_expired', finished_at = "
+                            "UTC_TIMESTAMP(6) WHERE task_id = ? AND attempt < ? AND outcome = "
+                            "'running'",
+    [STMT_TASK_FINISH] =
+        "UPDATE tasks SET status = ?, result = ?, last_error = COALESCE(?, last_error), "
+        "run_at = COALESCE(?, run_at), finished_at = IF(? <> 0, UTC_TIMESTAMP(6), NULL), "
+        "lease_until = NULL, updated_at = UTC_TIMESTAMP(6) "
+        "WHERE id = ? AND attempts = ? AND status = 'RUNNING'",
+    [STMT_ATTEMPT_FINISH] = "UPDATE task_attempts SET outcome = ?, error = ?, finished_at = "
+                            "UTC_TIMESTAMP(6) WHERE task_id = ? AND attempt = ? AND outcome = "
+                            "'running'",
+    [STMT_PING] = "SELECT 1",
+};
+
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+static int lib_rc;
+
+static void lib_init(void)
+{
+    lib_rc = mysql_library_init(0, NULL, NULL);
+}
+
+const char *store_strerror(int err)
+{
+    switch (err) {
+    case STORE_OK:
+        return "ok";
+    case STORE_EDB:
+        return "database error";
+    case STORE_ENOTFOUND:
+        return "not found";
+    case STORE_ESTALE:
+        return "stale attempt (fenced)";
+    case STORE_EDUP:
+        return "duplicate key";
+    case STORE_ENOMEM:
+        return "out of memory";
+    case STORE_EINVAL:
+        return "invalid argument";
+    default:
+        return "unknown store error";
+    }
+}
+
+static unsigned ms_to_s(int ms)
+{
+    return ms <= 0 ? 1 : (unsigned)((ms + 999) / 1000);
+}
+
+MYSQL *store__connect(const struct store_config *cfg, bool multi_statements)
+{
+    unsigned connect_s = ms_to_s(cfg->connect_timeout_ms);
+    unsigned io_s = ms_to_s(cfg->io_timeout_ms);
+    unsigned long flags = multi_statements ? CLIENT_MULTI_STATEMENTS : 0;
+    MYSQL *db;
+
+    pthread_once(&lib_once, lib_init);
+    if (lib_rc != 0)
+        return NULL;
+    db = mysql_init(NULL);
+    if (!db)
+        return NULL;
+    mysql_optionsv(db, MYSQL_OPT_CONNECT_TIMEOUT, &connect_s);
+    mysql_optionsv(db, MYSQL_OPT_READ_TIMEOUT, &io_s);
+    mysql_optionsv(db, MYSQL_OPT_WRITE_TIMEOUT, &io_s);
+    mysql_optionsv(db, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+    mysql_optionsv(db, MYSQL_INIT_COMMAND, "SET time_zone = '+00:00'");
+    if (!mysql_real_connect(db, cfg->host, cfg->user, cfg->password, cfg->database,
+                            (unsigned)cfg->port, NULL, flags)) {
+        log_error("mysql connect failed", LOG_S("host", cfg->host), LOG_I("port", cfg->port),
+                  LOG_S("error", mysql_error(db)));
+        mysql_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+static char *dup_or_empty(const char *s)
+{
+    return strdup(s ? s : "");
+}
+
+static void conn_close(struct store__conn *c)
+{
+    for (int i = 0; i < STMT_COUNT; i++) {
+        if (c->stmts[i])
+            mysql_stmt_close(c->stmts[i]);
+        c->stmts[i] = NULL;
+    }
+    if (c->db)
+        mysql_close(c->db);
+    c->db = NULL;
+}
+
+int store_new(const struct store_config *cfg, struct store **ret_store)
+{
+    struct store *s = calloc(1, sizeof *s);
+    int rc = STORE_ENOMEM;
+    if (!s)
+        return STORE_ENOMEM;
+    s->n = cfg->pool_size > 0 ? (size_t)cfg->pool_size : 1;
+    s->host = dup_or_empty(cfg->host);
+    s->user = dup_or_empty(cfg->user);
+    s->password = dup_or_empty(cfg->password);
+    s->database = dup_or_empty(cfg->database);
+    s->conns = calloc(s->n, sizeof *s->conns);
+    if (!s->host || !s->user || !s->password || !s->database || !s->conns)
+        goto out_free;
+    s->cfg = *cfg;
+    s->cfg.host = s->host;
+    s->cfg.user = s->user;
+    s->cfg.password = s->password;
+    s->cfg.database = s->database;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    for (size_t i = 0; i < s->n; i++) {
+        s->conns[i].db = store__connect(&s->cfg, false);
+        if (!s->conns[i].db) {
+            rc = STORE_EDB;
+            goto out_free;
+        }
+    }
+    *ret_store = s;
+    return STORE_OK;
+out_free:
+    store_free(s);
+    return rc;
+}
+
+void store_free(struct store *s)
+{
+    if (!s)
+        return;
+    if (s->conns) {
+        for (size_t i = 0; i < s->n; i++)
+            conn_close(&s->conns[i]);
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
+    }
+    free(s->conns);
+    free(s->host);
+    free(s->user);
+    free(s->password);
+    free(s->database);
+    free(s);
+}
+
+struct store__conn *store__acquire(struct store *s)
+{
+    struct store__conn *c = NULL;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        for (size_t i = 0; i < s->n && !c; i++) {
+            if (!s->conns[i].in_use)
+                c = &s->conns[i];
+        }
+        if (c)
+            break;
+        pthread_cond_wait(&s->cv, &s->mu);
+    }
+    c->in_use = true;
+    pthread_mutex_unlock(&s->mu);
+    /* connect outside the lock: a slow server must not stall other users */
+    if (!c->db)
+        c->db = store__connect(&s->cfg, false);
+    if (!c->db) {
+        store__release(s, c, true);
+        return NULL;
+    }
+    return c;
+}
+
+void store__release(struct store *s, struct store__conn *c, bool broken)
+{
+    if (broken)
+        conn_close(c);
+    pthread_mutex_lock(&s->mu);
+    c->in_use = false;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+MYSQL_STMT *store__stmt(struct store__conn *c, enum store__stmt which)
+{
+    MYSQL_STMT *st = c->stmts[which];
+    if (st)
+        return st;
+    st = mysql_stmt_init(c->db);
+    if (!st)
+        return NULL;
+    if (mysql_stmt_prepare(st, stmt_sql[which], (unsigned long)strlen(stmt_sql[which])) != 0) {
+        store__stmt_error(st, "prepare");
+        mysql_stmt_close(st);
+        return NULL;
+    }
+    c->stmts[which] = st;
+    return st;
+}
+
+int store__stmt_error(MYSQL_STMT *st, const char *what)
+{
+    unsigned err = mysql_stmt_errno(st);
+    if (err == ER_DUP_ENTRY)
+        return STORE_EDUP;
+    log_error("mysql statement failed", LOG_S("op", what), LOG_I("errno", err),
+              LOG_S("error", mysql_stmt_error(st)));
+    return STORE_EDB;
+}
+
+int store__db_error(MYSQL *db, const char *what)
+{
+    unsigned err = mysql_errno(db);
+    if (err == ER_DUP_ENTRY)
+        return STORE_EDUP;
+    log_error("mysql query failed", LOG_S("op", what), LOG_I("errno", err),
+              LOG_S("error", mysql_error(db)));
+    return STORE_EDB;
+}
+
+int store__exec(MYSQL *db, const char *sql)
+{
+    if (mysql_real_query(db, sql, (unsigned long)strlen(sql)) != 0)
+        return store__db_error(db, sql);
+    return STORE_OK;
+}
+
+/* Runs fn inside BEGIN … COMMIT on one pooled connection; ROLLBACK on failure. */
+int store__in_tx(struct store *s, int (*fn)(struct store__conn *, void *), void *arg)
+{
+    struct store__conn *c = store__acquire(s);
+    int rc;
+    if (!c)
+        return STORE_EDB;
+    rc = store__exec(c->db, "START TRANSACTION");
+    if (rc == STORE_OK)
+        rc = fn(c, arg);
+    if (rc == STORE_OK)
+        rc = store__exec(c->db, "COMMIT");
+    else if (rc != STORE_EDB)
+        rc = store__exec(c->db, "ROLLBACK") == STORE_OK ? rc : STORE_EDB;
+    store__release(s, c, rc == STORE_EDB);
+    return rc;
+}
+
+int store_ping(struct store *s)
+{
+    struct store__conn *c = store__acquire(s);
+    MYSQL_STMT *st;
+    int rc = STORE_EDB;
+    if (!c)
+        return STORE_EDB;
+    st = store__stmt(c, STMT_PING);
+    if (st && mysql_stmt_execute(st) == 0 && mysql_stmt_store_result(st) == 0)
+        rc = STORE_OK;
+    if (st)
+        mysql_stmt_free_result(st);
+    store__release(s, c, rc != STORE_OK);
+    return rc;
+}

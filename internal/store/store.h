@@ -1,0 +1,106 @@
+/* store — MariaDB adapter: a small pool of connections, every statement prepared.
+ *
+ * Tables (migrations/0001): users, tasks, idempotency_keys, task_attempts.  Ids are
+ * BINARY(16); times DATETIME(6) in UTC (each session runs with time_zone '+00:00').
+ * Every call takes a pooled connection for its duration and gives it back; a
+ * connection that failed is closed and re-opened on next use.  Thread-safe.
+ *
+ * Status transitions are guarded in SQL, never read-then-write:
+ *   PENDING -> QUEUED      store_task_mark_queued (only from PENDING)
+ *   PENDING|QUEUED|RETRYING, or RUNNING with an expired lease -> RUNNING (attempts+1)
+ *                          store_task_claim
+ *   RUNNING -> SUCCEEDED|RETRYING|DEAD
+ *                          store_task_finish, fenced by "AND attempts = ?"
+ */
+#ifndef DISPATCH_STORE_H
+#define DISPATCH_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "model/model.h"
+
+enum store_err {
+    STORE_OK = 0,
+    STORE_EDB = -1,       /* connection or SQL failure; the message was logged */
+    STORE_ENOTFOUND = -2, /* no such row */
+    STORE_ESTALE = -3,    /* fencing: the attempt number moved on */
+    STORE_EDUP = -4,      /* a unique key already holds this value */
+    STORE_ENOMEM = -5,
+    STORE_EINVAL = -6,
+};
+const char *store_strerror(int err);
+
+struct store_config {
+    const char *host;
+    int port;
+    const char *user;
+    const char *password;
+    const char *database;
+    int pool_size;
+    int connect_timeout_ms;
+    int io_timeout_ms;
+};
+
+struct store;
+
+/* Opens pool_size connections eagerly, so a bad DSN fails at start-up. */
+int store_new(const struct store_config *cfg, struct store **ret_store);
+void store_free(struct store *s);
+/* SELECT 1 on a pooled connection (readiness). */
+int store_ping(struct store *s);
+
+/* Inserts n tasks in one transaction with one bulk statement; each task is stored
+ * as given (status, times…).  All or nothing. */
+int store_task_insert_batch(struct store *s, const struct task *const *tasks, size_t n);
+
+/* PENDING -> QUEUED for each id (rows in any other status are left alone). */
+int store_task_mark_queued(struct store *s, const struct ids_id *ids, size_t n);
+
+/* Reads one task. ret_task is owned by the caller (model_task_release). */
+int store_task_get(struct store *s, const struct ids_id *id, struct task *ret_task);
+
+enum store_claim {
+    STORE_CLAIMED = 0,     /* ours: ret_task holds the row with the new attempt number */
+    STORE_CLAIM_DONE,      /* SUCCEEDED, DEAD or CANCELED: nothing to do */
+    STORE_CLAIM_LEASED,    /* RUNNING under another live lease: someone else has it */
+    STORE_CLAIM_NOT_FOUND, /* no such row */
+};
+
+/* Claims a task for one attempt: sets RUNNING, attempts+1, lease_until = now +
+ * lease_ms, worker_id, started_at, and records the attempt in task_attempts
+ * (outcome 'running'), in one transaction.  On STORE_CLAIMED, *ret_task is filled
+ * (caller releases it); otherwise it is untouched. */
+int store_task_claim(struct store *s, const struct ids_id *id, const char *worker_id, int lease_ms,
+                     struct task *ret_task, enum store_claim *ret_claim);
+
+enum store_outcome {
+    STORE_OUTCOME_SUCCEEDED = 0,
+    STORE_OUTCOME_FAILED,    /* retryable error */
+    STORE_OUTCOME_TIMEOUT,   /* the handler ran past timeout_ms */
+    STORE_OUTCOME_PERMANENT, /* non-retryable error */
+};
+
+struct store_finish {
+    enum task_status status;   /* SUCCEEDED, RETRYING or DEAD */
+    enum store_outcome outcome; /* recorded on the attempt */
+    const char *result;        /* JSON text for SUCCEEDED, else NULL */
+    const char *error;         /* for failures, else NULL */
+    int64_t run_at;            /* RETRYING: when the next attempt is due (us) */
+};
+
+/* Ends attempt `attempt` of task id: updates the row (fenced: WHERE id=? AND
+ * attempts=? AND status='RUNNING') and its task_attempts row, in one transaction.
+ * STORE_ESTALE when the fence fails (a newer attempt owns the task). */
+int store_task_finish(struct store *s, const struct ids_id *id, int attempt,
+                      const struct store_finish *fin);
+
+/* Migrations (golang-migrate layout: NNNN_name.up.sql / .down.sql, table
+ * schema_migrations(version, dirty)).  Each runs on its own connection with
+ * multi-statements on; progress lines go to out. steps <= 0 means all. */
+int store_migrate_up(const struct store_config *cfg, const char *dir, int steps, FILE *out);
+int store_migrate_down(const struct store_config *cfg, const char *dir, int steps, FILE *out);
+int store_migrate_status(const struct store_config *cfg, const char *dir, FILE *out);
+
+#endif

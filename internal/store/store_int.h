@@ -1,0 +1,66 @@
+/* store module-private: the pool, prepared-statement cache and binding helpers. */
+#ifndef DISPATCH_STORE_INT_H
+#define DISPATCH_STORE_INT_H
+
+#include <mysql.h>
+#include "store/store.h"
+
+enum store__stmt {
+    STMT_TASK_INSERT = 0,
+    STMT_TASK_MARK_QUEUED,
+    STMT_TASK_GET,
+    STMT_TASK_CLAIM,
+    STMT_TASK_STATUS,
+    STMT_ATTEMPT_INSERT,
+    STMT_ATTEMPT_EXPIRE,
+    STMT_TASK_FINISH,
+    STMT_ATTEMPT_FINISH,
+    STMT_PING,
+    STMT_COUNT
+};
+
+struct store__conn {
+    MYSQL *db;
+    MYSQL_STMT *stmts[STMT_COUNT];
+    bool in_use;
+};
+
+/* Takes a connected connection from the pool (blocking while all are busy);
+ * NULL if it could not (re)connect. */
+struct store__conn *store__acquire(struct store *s);
+/* Gives it back; broken = true closes it so the next user reconnects. */
+void store__release(struct store *s, struct store__conn *c, bool broken);
+/* The prepared statement `which` on c, prepared on first use; NULL on failure. */
+MYSQL_STMT *store__stmt(struct store__conn *c, enum store__stmt which);
+/* Opens one session (utf8mb4, UTC, timeouts); NULL on failure (logged). */
+MYSQL *store__connect(const struct store_config *cfg, bool multi_statements);
+
+/* Logs a statement failure once, at the boundary; returns STORE_EDUP for a unique
+ * violation (1062), STORE_EDB otherwise. */
+int store__stmt_error(MYSQL_STMT *st, const char *what);
+int store__db_error(MYSQL *db, const char *what);
+/* Runs a plain statement (BEGIN/COMMIT/ROLLBACK). */
+int store__exec(MYSQL *db, const char *sql);
+
+/* Runs fn(conn, arg) inside START TRANSACTION … COMMIT on one pooled connection,
+ * with ROLLBACK when fn fails; returns fn's result (or STORE_EDB). */
+int store__in_tx(struct store *s, int (*fn)(struct store__conn *, void *), void *arg);
+
+/* Executes a statement whose only parameter is one task id. */
+int store__exec_by_id(MYSQL_STMT *st, const struct ids_id *id);
+
+void store__time_to_mysql(int64_t us, MYSQL_TIME *out);
+int64_t store__time_from_mysql(const MYSQL_TIME *t);
+
+/* Reads the current row of a statement that selects the task columns (in
+ * STORE__TASK_COLUMNS order) into ret_task; variable-length columns are fetched
+ * whole.  The statement must have been executed; returns STORE_ENOTFOUND when
+ * there is no row. */
+int store__fetch_task(MYSQL_STMT *st, struct task *ret_task);
+
+#define STORE__TASK_COLUMNS                                                                        \
+    "id, user_id, type, status, priority, attempts, max_attempts, timeout_ms, payload, result, "  \
+    "last_error, ordering_key, callback_url, traceparent, created_at, updated_at, run_at, "      \
+    "started_at, finished_at"
+
+#endif

@@ -1,0 +1,73 @@
+/* submit — the submit use case: store the task, publish it, wait for the broker's
+ * acknowledgement, mark it QUEUED, then complete the request.
+ *
+ * Requests are batched: a pool of pipeline threads each takes up to batch_max
+ * waiting requests, inserts them in one transaction (status PENDING), publishes
+ * every message, waits for all delivery reports (bounded by publish_timeout_ms),
+ * marks the acknowledged ones QUEUED in one statement, and calls each request's
+ * completion.  Nothing here calls a database or Kafka library: the adapters come in
+ * through the ops tables, so tests plug in fakes.
+ */
+#ifndef DISPATCH_SUBMIT_H
+#define DISPATCH_SUBMIT_H
+
+#include <stddef.h>
+#include "model/model.h"
+
+struct submit_store_ops {
+    int (*insert_batch)(void *ctx, const struct task *const *tasks, size_t n);
+    int (*mark_queued)(void *ctx, const struct ids_id *ids, size_t n);
+};
+
+/* err 0 = acknowledged; detail may be NULL (same shape as queue_delivery_fn). */
+typedef void (*submit_publish_done_fn)(void *opaque, int err, const char *detail);
+
+struct submit_queue_ops {
+    /* Publishes one message; exactly one call of done follows unless it returns < 0. */
+    int (*publish)(void *ctx, const char *key, size_t key_len, const char *value, size_t len,
+                   const char *traceparent, submit_publish_done_fn done, void *opaque);
+};
+
+struct submit_config {
+    int threads;            /* pipeline threads (one database connection each at most) */
+    int batch_max;          /* requests per transaction */
+    int publish_timeout_ms; /* the broker's ack deadline */
+    int max_waiting;        /* requests waiting for a pipeline thread before 503 */
+};
+
+enum submit_result {
+    SUBMIT_ACCEPTED = 0,  /* stored and acknowledged by the broker: 202 */
+    SUBMIT_UNAVAILABLE,   /* stored as PENDING, not acknowledged in time: 503 + Retry-After;
+                             the outbox relay will publish it */
+    SUBMIT_DB_DOWN,       /* nothing stored: 503 */
+    SUBMIT_OVERLOADED,    /* nothing stored, too many waiting: 503 */
+};
+
+struct submit_request;
+typedef void (*submit_done_fn)(struct submit_request *req, void *opaque);
+
+/* One submission.  The caller owns it and its task; it must stay alive until done
+ * is called (exactly once, on a pipeline thread, or before submit_enqueue returns
+ * when it returns an error). */
+struct submit_request {
+    struct task task;              /* in: the new task; out: its status as stored */
+    submit_done_fn done;
+    void *opaque;
+    enum submit_result result;     /* out */
+    struct submit_request *next_;  /* private to submit */
+    int publish_err_;              /* private to submit */
+};
+
+struct submit;
+
+int submit_new(const struct submit_config *cfg, const struct submit_store_ops *store,
+               void *store_ctx, const struct submit_queue_ops *queue, void *queue_ctx,
+               struct submit **ret_s);
+/* Stops taking requests, finishes the ones taken, joins the threads, frees. */
+void submit_free(struct submit *s);
+
+/* Hands req to the pipeline.  Returns 0; or -1 when overloaded or stopping, in which
+ * case req->result is set and done is NOT called. */
+int submit_enqueue(struct submit *s, struct submit_request *req);
+
+#endif
