@@ -86,7 +86,7 @@ $(foreach b,$(BINS),$(eval $(call binary,$(b))))
 # --- tests ------------------------------------------------------------------
 SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SUPPORT))
 
-$(BUILD)/tests/unit/test_%: $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard tests/unit/%/*.c)) $(SUPPORT_OBJS) $(ALL_LIBS)
+$(BUILD)/tests/unit/test_%: $$(addprefix $(BUILD)/obj/,$$(subst .c,.o,$$(wildcard tests/unit/$$*/*.c))) $(SUPPORT_OBJS) $(ALL_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LINK_LIBS) -lcmocka $(LDLIBS)
 

@@ -1,0 +1,690 @@
+/* config — one table drives defaults, file, environment, flags, --help and docs. */
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log/log.h"
+
+#ifndef DISPATCH_VERSION
+#define DISPATCH_VERSION "dev"
+#endif
+
+#define ENV_PREFIX   "DISPATCH_"
+#define NAME_MAX_LEN 64 /* longest DISPATCH_NAME or --flag-name, with NUL */
+
+enum opt_type { OPT_STRING, OPT_INT, OPT_LLONG };
+
+/* Extra validation of a string value: 0 if acceptable. */
+typedef int (*config_check_fn)(const char *value);
+
+struct config_option {
+    const char *name;
+    enum opt_type type;
+    size_t offset;   /* into struct config */
+    const char *def; /* parsed like any other value, so defaults obey the bounds */
+    unsigned scope;
+    bool secret;
+    long long min, max;    /* OPT_INT/OPT_LLONG: value range; OPT_STRING: length in bytes */
+    config_check_fn check; /* NULL, or a stricter test of a string */
+    const char *expect;    /* what check accepts, for messages and docs */
+    const char *help;
+};
+
+static int check_log_level(const char *value)
+{
+    enum log_level level;
+
+    return log_level_parse(value, &level);
+}
+
+static int check_addr(const char *value)
+{
+    char host[256];
+    int port;
+
+    return config_split_addr(value, host, sizeof host, &port);
+}
+
+#define P      CONFIG_PRODUCER
+#define W      CONFIG_WORKER
+#define C      CONFIG_CTL
+#define OFF(n) offsetof(struct config, n)
+#define STR(n, def, scope, lo, hi, help)                                                           \
+    {                                                                                              \
+#n, OPT_STRING, OFF(n), def, scope, false, lo, hi, NULL, NULL, help                        \
+    }
+#define SECRET(n, scope, hi, help)                                                                 \
+    {                                                                                              \
+#n, OPT_STRING, OFF(n), "", scope, true, 0, hi, NULL, NULL, help                           \
+    }
+#define CHECKED(n, def, scope, fn, expect, help)                                                   \
+    {                                                                                              \
+#n, OPT_STRING, OFF(n), def, scope, false, 1, 300, fn, expect, help                        \
+    }
+#define INT(n, def, scope, lo, hi, help)                                                           \
+    {                                                                                              \
+#n, OPT_INT, OFF(n), def, scope, false, lo, hi, NULL, NULL, help                           \
+    }
+#define LLONG(n, def, scope, lo, hi, help)                                                         \
+    {                                                                                              \
+#n, OPT_LLONG, OFF(n), def, scope, false, lo, hi, NULL, NULL, help                         \
+    }
+
+static const char expect_level[] = "one of debug, info, warn, error";
+static const char expect_addr[] = "host:port or [ipv6]:port, port 1..65535";
+
+static const struct config_option options[] = {
+    CHECKED(log_level, "info", P | W | C, check_log_level, expect_level,
+            "Minimum severity that is logged: debug, info, warn or error."),
+    CHECKED(http_addr, "127.0.0.1:8080", P, check_addr, expect_addr,
+            "Address the producer's HTTP API listens on."),
+    INT(http_threads, "2", P, 1, 64, "Threads serving HTTP requests."),
+    INT(http_max_connections, "16384", P, 1, 1000000, "Most concurrent HTTP connections."),
+    INT(http_per_ip_connections, "16384", P, 1, 1000000,
+        "Most concurrent HTTP connections from one client IP address."),
+    INT(http_timeout_s, "60", P, 1, 3600, "Seconds an idle HTTP connection is kept open."),
+    LLONG(http_max_body_bytes, "1048576", P, 1024, 67108864,
+          "Largest request body accepted, in bytes."),
+    INT(json_max_depth, "32", P, 2, 256, "Deepest nesting accepted in a JSON request body."),
+    STR(mysql_host, "127.0.0.1", P | W | C, 1, 255, "MariaDB server host name or address."),
+    INT(mysql_port, "3306", P | W | C, 1, 65535, "MariaDB server TCP port."),
+    STR(mysql_user, "dispatch", P | W | C, 1, 80, "MariaDB user name."),
+    SECRET(mysql_password, P | W | C, 1024, "MariaDB password (never printed)."),
+    STR(mysql_database, "dispatch", P | W | C, 1, 64, "MariaDB database name."),
+    INT(mysql_pool_size, "16", P | W, 1, 256, "MariaDB connections kept in the pool."),
+    INT(mysql_connect_timeout_ms, "3000", P | W | C, 100, 600000,
+        "Milliseconds allowed for connecting to MariaDB."),
+    INT(mysql_io_timeout_ms, "10000", P | W | C, 100, 600000,
+        "Milliseconds allowed for one MariaDB read or write."),
+    STR(redis_host, "127.0.0.1", P | W, 1, 255, "Redis server host name or address."),
+    INT(redis_port, "6379", P | W, 1, 65535, "Redis server TCP port."),
+    STR(kafka_brokers, "127.0.0.1:9092", P | W | C, 1, 4096,
+        "Comma-separated Kafka bootstrap brokers, host:port each."),
+    STR(kafka_topic, "dispatch.tasks", P | W | C, 1, 249,
+        "Kafka topic new tasks are published to."),
+    STR(kafka_retry_topic, "dispatch.tasks.retry", P | W | C, 1, 249,
+        "Kafka topic failed tasks wait in before their next attempt."),
+    STR(kafka_dlq_topic, "dispatch.tasks.dlq", P | W | C, 1, 249,
+        "Kafka dead-letter topic for tasks that used up their attempts."),
+    STR(kafka_group, "dispatch-workers", W, 1, 255, "Kafka consumer group the workers join."),
+    INT(kafka_linger_ms, "1", P | W, 0, 1000,
+        "Milliseconds the Kafka producer waits to batch messages."),
+    INT(kafka_partitions, "6", C, 1, 10000,
+        "Partitions per topic made by `dispatchctl topics create`."),
+    INT(publish_timeout_ms, "5000", P, 100, 600000,
+        "Milliseconds POST /tasks waits for the broker's acknowledgement."),
+    INT(submit_batch_max, "64", P, 1, 1000, "Most tasks accepted in one batch submission."),
+    INT(outbox_age_ms, "5000", P, 100, 3600000,
+        "Age in milliseconds after which unpublished (PENDING) tasks are republished."),
+    INT(worker_concurrency, "8", W, 1, 1024, "Tasks one worker runs in parallel."),
+    INT(worker_queue_size, "256", W, 1, 1000000,
+        "Tasks a worker buffers between its consumer and its executors."),
+    CHECKED(worker_http_addr, "127.0.0.1:9090", W, check_addr, expect_addr,
+            "Address of the worker's /healthz and /metrics endpoints."),
+    STR(worker_id, "", W, 0, 255,
+        "Worker identity recorded on leased tasks; empty means host name and process id."),
+    INT(worker_lease_ms, "30000", W, 1000, 86400000,
+        "Milliseconds a task lease lasts before another worker may take the task over."),
+    INT(worker_grace_ms, "10000", W, 0, 3600000,
+        "Milliseconds a worker drains in-flight tasks after SIGTERM."),
+    STR(migrations_dir, "migrations", C, 1, 4096,
+        "Directory of the SQL migrations `dispatchctl migrate` applies."),
+};
+
+#define N_OPTIONS (sizeof options / sizeof options[0])
+
+/* What the command line asked for besides option values. */
+struct args {
+    const char *config_file;
+    bool help, version, check;
+    int end; /* index of the first argument that is not a flag */
+};
+
+static void env_name(const struct config_option *o, char out[NAME_MAX_LEN])
+{
+    snprintf(out, NAME_MAX_LEN, ENV_PREFIX "%s", o->name);
+    for (char *p = out; *p != '\0'; p++)
+        *p = (char)toupper((unsigned char)*p);
+}
+
+static void flag_name(const struct config_option *o, char out[NAME_MAX_LEN])
+{
+    snprintf(out, NAME_MAX_LEN, "--%s", o->name);
+    for (char *p = out; *p != '\0'; p++)
+        *p = *p == '_' ? '-' : *p;
+}
+
+/* Finds the option in scope whose flag is --<name[0..len)>. */
+static const struct config_option *find_flag(const char *name, size_t len, unsigned scope)
+{
+    char flag[NAME_MAX_LEN];
+
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if ((options[i].scope & scope) == 0)
+            continue;
+        flag_name(&options[i], flag);
+        if (strlen(flag + 2) == len && memcmp(flag + 2, name, len) == 0)
+            return &options[i];
+    }
+    return NULL;
+}
+
+static const struct config_option *find_env(const char *name, unsigned scope)
+{
+    char env[NAME_MAX_LEN];
+
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if ((options[i].scope & scope) == 0)
+            continue;
+        env_name(&options[i], env);
+        if (strcmp(env, name) == 0)
+            return &options[i];
+    }
+    return NULL;
+}
+
+static int parse_ll(const char *s, long long *ret_value)
+{
+    char *end;
+    long long v;
+
+    if (*s == '\0' || isspace((unsigned char)*s))
+        return -1;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *ret_value = v;
+    return 0;
+}
+
+static int set_string(struct config *cfg, const struct config_option *o, const char *value,
+                      const char *where, const char *prog, FILE *err)
+{
+    char **slot = (char **)((char *)cfg + o->offset);
+    size_t len = strlen(value);
+    char *copy;
+
+    if (o->check != NULL && o->check(value) < 0) {
+        fprintf(err, "%s: invalid value '%.64s' for %s: expected %s\n", prog, value, where,
+                o->expect);
+        return -1;
+    }
+    if ((long long)len < o->min || (long long)len > o->max) {
+        fprintf(err, "%s: invalid value for %s: expected a string of %lld..%lld bytes, got %zu\n",
+                prog, where, o->min, o->max, len);
+        return -1;
+    }
+    copy = strdup(value);
+    if (copy == NULL) {
+        fprintf(err, "%s: out of memory reading %s\n", prog, where);
+        return -1;
+    }
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+/* Sets one option from text; where names the source in the error message. */
+static int set_value(struct config *cfg, const struct config_option *o, const char *value,
+                     const char *where, const char *prog, FILE *err)
+{
+    long long v;
+
+    if (o->type == OPT_STRING)
+        return set_string(cfg, o, value, where, prog, err);
+    if (parse_ll(value, &v) < 0 || v < o->min || v > o->max) {
+        fprintf(err, "%s: invalid value '%.64s' for %s: expected an integer in %lld..%lld\n", prog,
+                value, where, o->min, o->max);
+        return -1;
+    }
+    if (o->type == OPT_INT)
+        *(int *)((char *)cfg + o->offset) = (int)v;
+    else
+        *(long long *)((char *)cfg + o->offset) = v;
+    return 0;
+}
+
+void config_release(struct config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (options[i].type == OPT_STRING)
+            free(*(char **)((char *)cfg + options[i].offset));
+    }
+    memset(cfg, 0, sizeof *cfg);
+}
+
+/* Defaults go to every option, in scope or not, so no string is ever NULL. */
+static int apply_defaults(struct config *cfg, const char *prog, FILE *err)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (set_value(cfg, &options[i], options[i].def, options[i].name, prog, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int apply_env(struct config *cfg, unsigned scope, const char *prog, FILE *err)
+{
+    char env[NAME_MAX_LEN];
+
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if ((options[i].scope & scope) == 0)
+            continue;
+        env_name(&options[i], env);
+        const char *value = getenv(env);
+        if (value != NULL && set_value(cfg, &options[i], value, env, prog, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static char *skip_blanks(char *p)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return p;
+}
+
+/* Splits one env-file line in place.  Returns 1 with *ret_name and *ret_value set,
+ * 0 for a blank or comment line, -1 if the line is not NAME=value. */
+static int split_line(char *line, char **ret_name, char **ret_value)
+{
+    char *p = skip_blanks(line), *name, *value;
+    size_t len = strlen(p);
+
+    while (len > 0 && strchr(" \t\r\n", p[len - 1]) != NULL)
+        p[--len] = '\0';
+    if (*p == '\0' || *p == '#')
+        return 0;
+    if (strncmp(p, "export", 6) == 0 && (p[6] == ' ' || p[6] == '\t'))
+        p = skip_blanks(p + 6);
+    name = p;
+    if (!isalpha((unsigned char)*p) && *p != '_')
+        return -1;
+    while (isalnum((unsigned char)*p) || *p == '_')
+        p++;
+    if (*p != '=')
+        return -1;
+    *p++ = '\0';
+    value = p;
+    len = strlen(value);
+    if (len > 0 && (value[0] == '"' || value[0] == '\'')) {
+        if (len < 2 || value[len - 1] != value[0])
+            return -1;
+        value[len - 1] = '\0';
+        value++;
+    }
+    *ret_name = name;
+    *ret_value = value;
+    return 1;
+}
+
+static int apply_line(struct config *cfg, unsigned scope, char *line, const char *path,
+                      unsigned lineno, const char *prog, FILE *err)
+{
+    char *name, *value, where[4400]; /* the name, the path and the line number */
+    const struct config_option *o;
+    int r = split_line(line, &name, &value);
+
+    if (r < 0) {
+        fprintf(err, "%s: %s:%u: expected DISPATCH_NAME=value\n", prog, path, lineno);
+        return -1;
+    }
+    if (r == 0 || (o = find_env(name, scope)) == NULL)
+        return 0; /* other tools share the file and the prefix */
+    snprintf(where, sizeof where, "%s at %s:%u", name, path, lineno);
+    return set_value(cfg, o, value, where, prog, err);
+}
+
+static int apply_file(struct config *cfg, unsigned scope, const char *path, const char *prog,
+                      FILE *err)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    unsigned lineno = 0;
+    int r = 0;
+
+    if (f == NULL) {
+        fprintf(err, "%s: cannot read config file %s: %s\n", prog, path, strerror(errno));
+        return -1;
+    }
+    while (r == 0 && (n = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        if (memchr(line, '\0', (size_t)n) != NULL) {
+            fprintf(err, "%s: %s:%u: NUL byte in line\n", prog, path, lineno);
+            r = -1;
+            break;
+        }
+        r = apply_line(cfg, scope, line, path, lineno, prog, err);
+    }
+    if (r == 0 && ferror(f)) {
+        fprintf(err, "%s: cannot read config file %s: %s\n", prog, path, strerror(errno));
+        r = -1;
+    }
+    free(line);
+    fclose(f);
+    return r;
+}
+
+/* Takes the value of the flag at argv[*i]: after '=' or the next argument. */
+static const char *flag_value(int argc, char **argv, int *i, const char *eq, const char *prog,
+                              FILE *err)
+{
+    if (eq != NULL)
+        return eq + 1;
+    if (*i + 1 >= argc) {
+        fprintf(err, "%s: option %s requires a value\n", prog, argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int special_flag(struct args *a, const char *name, size_t len, bool has_value,
+                        const char *arg, const char *prog, FILE *err)
+{
+    bool *flag = NULL;
+
+    if (len == 4 && memcmp(name, "help", 4) == 0)
+        flag = &a->help;
+    else if (len == 7 && memcmp(name, "version", 7) == 0)
+        flag = &a->version;
+    else if (len == 12 && memcmp(name, "check-config", 12) == 0)
+        flag = &a->check;
+    if (flag == NULL)
+        return 0;
+    if (has_value) {
+        fprintf(err, "%s: option %.*s takes no value\n", prog, (int)(len + 2), arg);
+        return -1;
+    }
+    *flag = true;
+    return 1;
+}
+
+/* Walks the flags.  With cfg NULL it only checks them and fills *a; with cfg set it
+ * applies option values (the last pass, as flags win over everything). */
+static int walk_args(int argc, char **argv, unsigned scope, struct args *a, struct config *cfg,
+                     const char *prog, FILE *err)
+{
+    int i;
+
+    for (i = 1; i < argc; i++) {
+        const char *arg = argv[i], *value;
+        if (strcmp(arg, "--") == 0) {
+            i++;
+            break;
+        }
+        if (strncmp(arg, "--", 2) != 0)
+            break;
+        const char *eq = strchr(arg, '=');
+        size_t len = eq != NULL ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+        int special = special_flag(a, arg + 2, len, eq != NULL, arg, prog, err);
+        if (special != 0) {
+            if (special < 0)
+                return -1;
+            continue;
+        }
+        const struct config_option *o = find_flag(arg + 2, len, scope);
+        char where[NAME_MAX_LEN];
+        if (o == NULL && !(len == 6 && memcmp(arg + 2, "config", 6) == 0)) {
+            fprintf(err, "%s: unknown option %.*s (see --help)\n", prog, (int)(len + 2), arg);
+            return -1;
+        }
+        if ((value = flag_value(argc, argv, &i, eq, prog, err)) == NULL)
+            return -1;
+        if (o == NULL)
+            a->config_file = value;
+        else if (cfg != NULL) {
+            flag_name(o, where);
+            if (set_value(cfg, o, value, where, prog, err) < 0)
+                return -1;
+        }
+    }
+    a->end = i;
+    return 0;
+}
+
+static const char *metavar(const struct config_option *o)
+{
+    if (o->type != OPT_STRING)
+        return "N";
+    if (o->check == check_addr)
+        return "HOST:PORT";
+    if (o->check == check_log_level)
+        return "LEVEL";
+    return "VALUE";
+}
+
+static void print_help(unsigned scope, const char *prog, FILE *out)
+{
+    char flag[NAME_MAX_LEN];
+
+    fprintf(out, "Usage: %s [OPTION]...%s\n\n", prog,
+            (scope & CONFIG_CTL) != 0 ? " COMMAND [ARG]..." : "");
+    fprintf(out, "Each option can also be set as DISPATCH_<NAME> in the environment or in the\n"
+                 "config file; flags win over the environment, which wins over the file.\n\n");
+    fprintf(out, "  --config=FILE\n      Read DISPATCH_NAME=value lines from FILE "
+                 "(default: $DISPATCH_CONFIG).\n");
+    fprintf(out, "  --check-config\n      Print the effective configuration and exit.\n");
+    fprintf(out, "  --version\n      Print the version and exit.\n");
+    fprintf(out, "  --help\n      Print this help and exit.\n");
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct config_option *o = &options[i];
+        if ((o->scope & scope) == 0)
+            continue;
+        flag_name(o, flag);
+        fprintf(out, "  %s=%s", flag, metavar(o));
+        if (o->type != OPT_STRING)
+            fprintf(out, "  [%lld..%lld, default %s]", o->min, o->max, o->def);
+        else if (o->secret)
+            fprintf(out, "  [secret]");
+        else if (o->def[0] != '\0')
+            fprintf(out, "  [default %s]", o->def);
+        fprintf(out, "\n      %s\n", o->help);
+    }
+}
+
+static void scope_names(unsigned scope, char *out, size_t size)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } bins[] = {
+        {CONFIG_PRODUCER, "producer"}, {CONFIG_WORKER, "worker"}, {CONFIG_CTL, "dispatchctl"}};
+    size_t len = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof bins / sizeof bins[0] && len < size; i++) {
+        if ((scope & bins[i].bit) == 0)
+            continue;
+        int n = snprintf(out + len, size - len, "%s%s", len > 0 ? ", " : "", bins[i].name);
+        len += n > 0 ? (size_t)n : 0;
+    }
+}
+
+void config_print_markdown(FILE *out)
+{
+    char env[NAME_MAX_LEN], flag[NAME_MAX_LEN], bins[64];
+
+    fprintf(out, "| Flag | Environment | Default | Accepted | Binaries | Description |\n"
+                 "|---|---|---|---|---|---|\n");
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct config_option *o = &options[i];
+        env_name(o, env);
+        flag_name(o, flag);
+        scope_names(o->scope, bins, sizeof bins);
+        fprintf(out, "| `%s` | `%s` | ", flag, env);
+        if (o->def[0] != '\0')
+            fprintf(out, "`%s` | ", o->def);
+        else
+            fprintf(out, "*(empty)* | ");
+        if (o->type != OPT_STRING)
+            fprintf(out, "integer %lld..%lld", o->min, o->max);
+        else if (o->check != NULL)
+            fprintf(out, "%s", o->expect);
+        else
+            fprintf(out, "%sstring of %lld..%lld bytes", o->secret ? "secret " : "", o->min,
+                    o->max);
+        fprintf(out, " | %s | %s |\n", bins, o->help);
+    }
+}
+
+void config_print(const struct config *cfg, unsigned scope, FILE *out)
+{
+    char env[NAME_MAX_LEN];
+
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct config_option *o = &options[i];
+        const void *slot = (const char *)cfg + o->offset;
+        if ((o->scope & scope) == 0)
+            continue;
+        env_name(o, env);
+        if (o->type == OPT_INT) {
+            fprintf(out, "%s=%d\n", env, *(const int *)slot);
+        } else if (o->type == OPT_LLONG) {
+            fprintf(out, "%s=%lld\n", env, *(const long long *)slot);
+        } else {
+            const char *s = *(char *const *)slot;
+            if (o->secret)
+                s = s != NULL && s[0] != '\0' ? "<redacted>" : "<unset>";
+            fprintf(out, "%s=%s\n", env, s != NULL ? s : "");
+        }
+    }
+}
+
+/* Defaults, then the file, the environment and the flags, each over the last. */
+static int load_values(struct config *cfg, unsigned scope, const struct args *a, int argc,
+                       char **argv, const char *prog, FILE *err)
+{
+    const char *file = a->config_file;
+    struct args again = {0};
+
+    if (file == NULL)
+        file = getenv(ENV_PREFIX "CONFIG");
+    if (apply_defaults(cfg, prog, err) < 0)
+        return -1;
+    if (file != NULL && file[0] != '\0' && apply_file(cfg, scope, file, prog, err) < 0)
+        return -1;
+    if (apply_env(cfg, scope, prog, err) < 0)
+        return -1;
+    return walk_args(argc, argv, scope, &again, cfg, prog, err);
+}
+
+int config_load(struct config *cfg, unsigned scope, const char *prog, int argc, char **argv,
+                int *ret_argi, FILE *out, FILE *err)
+{
+    struct config tmp = {0};
+    struct args a = {0};
+
+    memset(cfg, 0, sizeof *cfg);
+    if (prog == NULL)
+        prog = "dispatch";
+    if (walk_args(argc, argv, scope, &a, NULL, prog, err) < 0)
+        return -1;
+    if (a.help || a.version) {
+        if (a.help)
+            print_help(scope, prog, out);
+        else
+            fprintf(out, "%s %s\n", prog, DISPATCH_VERSION);
+        goto out_exit;
+    }
+    if (ret_argi == NULL && a.end < argc) {
+        fprintf(err, "%s: unexpected argument '%s' (see --help)\n", prog, argv[a.end]);
+        return -1;
+    }
+    if (load_values(&tmp, scope, &a, argc, argv, prog, err) < 0) {
+        config_release(&tmp);
+        return -1;
+    }
+    if (a.check) {
+        config_print(&tmp, scope, out);
+        config_release(&tmp);
+        goto out_exit;
+    }
+    *cfg = tmp;
+    if (ret_argi != NULL)
+        *ret_argi = a.end;
+    return CONFIG_RUN;
+
+out_exit:
+    if (ret_argi != NULL)
+        *ret_argi = a.end;
+    return CONFIG_EXIT;
+}
+
+static bool valid_hostname(const char *host, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)host[i];
+        if (!isalnum(c) && c != '-' && c != '.' && c != '_')
+            return false;
+    }
+    return len > 0;
+}
+
+static bool valid_ipv6(const char *host, size_t len)
+{
+    char buf[64];
+    struct in6_addr addr;
+
+    if (len == 0 || len >= sizeof buf)
+        return false;
+    memcpy(buf, host, len);
+    buf[len] = '\0';
+    return inet_pton(AF_INET6, buf, &addr) == 1;
+}
+
+static int parse_port(const char *s)
+{
+    int port = 0;
+    size_t n = 0;
+
+    for (; s[n] != '\0'; n++) {
+        if (!isdigit((unsigned char)s[n]) || n >= 5)
+            return -1;
+        port = port * 10 + (s[n] - '0');
+    }
+    return n > 0 && port >= 1 && port <= 65535 ? port : -1;
+}
+
+int config_split_addr(const char *addr, char *ret_host, size_t size, int *ret_port)
+{
+    const char *host = addr, *colon;
+    size_t len;
+    int port;
+
+    if (addr == NULL || ret_host == NULL || ret_port == NULL)
+        return -1;
+    if (addr[0] == '[') {
+        const char *close = strchr(addr, ']');
+        if (close == NULL || close[1] != ':')
+            return -1;
+        host = addr + 1;
+        len = (size_t)(close - host);
+        colon = close + 1;
+        if (!valid_ipv6(host, len))
+            return -1;
+    } else {
+        colon = strchr(addr, ':');
+        if (colon == NULL || strchr(colon + 1, ':') != NULL)
+            return -1;
+        len = (size_t)(colon - addr);
+        if (!valid_hostname(host, len))
+            return -1;
+    }
+    if (len >= size || (port = parse_port(colon + 1)) < 0)
+        return -1;
+    memcpy(ret_host, host, len);
+    ret_host[len] = '\0';
+    *ret_port = port;
+    return 0;
+}

@@ -1,0 +1,513 @@
+/* Unit tests for pkg/jsonx: bounded parsing, spec checking, canonical form. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonx/jsonx.h"
+
+static int parse_str(const char *s, int max_depth, cJSON **ret_root)
+{
+    return jsonx_parse(s, strlen(s), max_depth, ret_root);
+}
+
+/* Parses from an exact-size heap copy with no terminator: ASan sees any over-read. */
+static int parse_exact(const char *s, size_t len, int max_depth, cJSON **ret_root)
+{
+    char *copy = malloc(len > 0 ? len : 1);
+    assert_non_null(copy);
+    memcpy(copy, s, len);
+    int r = jsonx_parse(copy, len, max_depth, ret_root);
+    free(copy);
+    return r;
+}
+
+static char *nested(const char *open, const char *close, int depth)
+{
+    size_t lo = strlen(open), lc = strlen(close);
+    char *s = malloc((size_t)depth * (lo + lc) + 2);
+    size_t n = 0;
+
+    assert_non_null(s);
+    for (int i = 0; i < depth; i++, n += lo)
+        memcpy(s + n, open, lo);
+    s[n++] = '1';
+    for (int i = 0; i < depth; i++, n += lc)
+        memcpy(s + n, close, lc);
+    s[n] = '\0';
+    return s;
+}
+
+static void test_parse_ok(void **state)
+{
+    cJSON *root = NULL;
+    (void)state;
+
+    assert_int_equal(parse_str(" {\"a\": [1, 2, {\"b\": null}], \"c\": \"x\"} \n\t\r", 32, &root),
+                     JSONX_OK);
+    assert_non_null(root);
+    assert_true(cJSON_IsObject(root));
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(root, "c")->valuestring, "x");
+    cJSON_Delete(root);
+
+    assert_int_equal(parse_str("42", 0, &root), JSONX_OK); /* scalars have depth 0 */
+    assert_int_equal(root->valuedouble, 42);
+    cJSON_Delete(root);
+}
+
+static void test_depth_boundary(void **state)
+{
+    static const char *const pairs[][2] = {{"[", "]"}, {"{\"k\":", "}"}};
+    cJSON *root;
+    (void)state;
+
+    for (size_t p = 0; p < 2; p++) {
+        for (int max = 1; max <= 64; max += 21) {
+            char *at = nested(pairs[p][0], pairs[p][1], max);
+            char *over = nested(pairs[p][0], pairs[p][1], max + 1);
+            root = NULL;
+            assert_int_equal(parse_str(at, max, &root), JSONX_OK);
+            cJSON_Delete(root);
+            root = (cJSON *)0x1;
+            assert_int_equal(parse_str(over, max, &root), JSONX_ERR_DEPTH);
+            assert_ptr_equal(root, (cJSON *)0x1); /* untouched on failure */
+            free(at);
+            free(over);
+        }
+    }
+    /* siblings do not add up: depth is nesting, not count */
+    assert_int_equal(parse_str("[[1],[2],{\"a\":3},[[]]]", 3, &root), JSONX_OK);
+    cJSON_Delete(root);
+    assert_int_equal(parse_str("[[1],[2],{\"a\":3}]", 2, &root), JSONX_OK);
+    cJSON_Delete(root);
+    assert_int_equal(parse_str("[[1],[2],{\"a\":[3]}]", 2, &root), JSONX_ERR_DEPTH);
+}
+
+static void test_depth_ignores_strings(void **state)
+{
+    cJSON *root = NULL;
+    (void)state;
+
+    assert_int_equal(parse_str("[\"[[[[{{{{\"]", 1, &root), JSONX_OK);
+    cJSON_Delete(root);
+    assert_int_equal(parse_str("[\"\\\"[[[[\", \"\\\\\"]", 1, &root), JSONX_OK);
+    cJSON_Delete(root);
+    /* an escaped backslash ends the escape: the quote after it closes the string */
+    assert_int_equal(parse_str("[\"\\\\\", [[1]]]", 2, &root), JSONX_ERR_DEPTH);
+}
+
+static void test_hostile_depth_no_recursion(void **state)
+{
+    enum { N = 1000000 };
+    char *s = malloc(N + 1);
+    cJSON *root = NULL;
+    (void)state;
+
+    assert_non_null(s);
+    memset(s, '[', N);
+    s[N] = '\0';
+    assert_int_equal(parse_str(s, 32, &root), JSONX_ERR_DEPTH);
+    assert_null(root);
+    free(s);
+}
+
+static void test_trailing_and_syntax(void **state)
+{
+    static const char *const bad[] = {
+        "",     "   ",       "{} x", "1 2",   "{}{}", "[1,2",    "{\"a\":", "\"ab",  "tru",
+        "[1,]", "{\"a\" 1}", "nul",  "{} //", "[] ,", "{'a':1}", "\xef",    "[1] ]",
+    };
+    cJSON *root;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        root = NULL;
+        if (parse_str(bad[i], 32, &root) != JSONX_ERR_SYNTAX)
+            fail_msg("accepted '%s'", bad[i]);
+        assert_null(root);
+        /* and the same from an unterminated buffer */
+        assert_int_equal(parse_exact(bad[i], strlen(bad[i]), 32, &root), JSONX_ERR_SYNTAX);
+    }
+    assert_int_equal(jsonx_parse(NULL, 3, 32, &root), JSONX_ERR_SYNTAX);
+}
+
+static void test_embedded_nul(void **state)
+{
+    cJSON *root = NULL;
+    (void)state;
+
+    assert_int_equal(jsonx_parse("{}\0", 3, 32, &root), JSONX_ERR_SYNTAX);
+    assert_int_equal(jsonx_parse("[\"a\0b\"]", 7, 32, &root), JSONX_ERR_SYNTAX);
+    assert_int_equal(jsonx_parse("\0{}", 3, 32, &root), JSONX_ERR_SYNTAX);
+    /* \u0000 would be cut short by cJSON's C strings: refused as well */
+    assert_int_equal(parse_str("{\"a\\u0000b\":1}", 32, &root), JSONX_ERR_SYNTAX);
+    assert_int_equal(parse_str("[\"x\\u0000\"]", 32, &root), JSONX_ERR_SYNTAX);
+    assert_null(root);
+    /* but an escaped backslash followed by u0000 text is fine */
+    assert_int_equal(parse_str("[\"\\\\u0000\"]", 32, &root), JSONX_OK);
+    assert_string_equal(root->child->valuestring, "\\u0000");
+    cJSON_Delete(root);
+}
+
+static void test_length_bounded(void **state)
+{
+    static const char *const docs[] = {
+        "12345", "-0.5e10", "true", "null", "\"str\"", "[1,2,3]", "{\"a\":{\"b\":[true,false]}}",
+        "7 \n"};
+    cJSON *root = NULL;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        root = NULL;
+        if (parse_exact(docs[i], strlen(docs[i]), 32, &root) != JSONX_OK)
+            fail_msg("rejected '%s'", docs[i]);
+        cJSON_Delete(root);
+    }
+    /* bytes past len are not looked at, not even a closing bracket */
+    const char buf[] = "[1]XYZ";
+    assert_int_equal(jsonx_parse(buf, 3, 32, &root), JSONX_OK);
+    cJSON_Delete(root);
+    assert_int_equal(jsonx_parse(buf, 2, 32, &root), JSONX_ERR_SYNTAX);
+    assert_int_equal(jsonx_parse("123456", 3, 32, &root), JSONX_OK);
+    assert_int_equal(root->valuedouble, 123);
+    cJSON_Delete(root);
+}
+
+static void test_strerror(void **state)
+{
+    (void)state;
+    assert_string_equal(jsonx_strerror(JSONX_OK), "ok");
+    assert_non_null(strstr(jsonx_strerror(JSONX_ERR_DEPTH), "deep"));
+    assert_non_null(strstr(jsonx_strerror(JSONX_ERR_SYNTAX), "JSON"));
+    assert_non_null(strstr(jsonx_strerror(JSONX_ERR_NOMEM), "memory"));
+    assert_non_null(jsonx_strerror(-99));
+}
+
+/* --- specs ---------------------------------------------------------------- */
+
+struct body {
+    const char *type;
+    long long attempts;
+    bool urgent;
+    const cJSON *payload;
+    const cJSON *meta;
+};
+
+static int parse_body(const char *json, bool strict, struct body *b, struct jsonx_error *err)
+{
+    cJSON *root = NULL;
+    const struct jsonx_field spec[] = {
+        JSONX_STRING("type", true, 1, 8, &b->type),
+        JSONX_INT("max_attempts", false, 1, 100, &b->attempts),
+        JSONX_BOOL("urgent", false, &b->urgent),
+        JSONX_ANY("payload", true, &b->payload),
+        JSONX_OBJECT("meta", false, &b->meta),
+        JSONX_END,
+    };
+
+    assert_int_equal(parse_str(json, 32, &root), JSONX_OK);
+    int r = jsonx_spec_parse(root, spec, strict, err);
+    cJSON_Delete(root); /* borrowed pointers die here; tests only compare them to NULL */
+    return r;
+}
+
+static void init_body(struct body *b)
+{
+    b->type = "unset";
+    b->attempts = 5;
+    b->urgent = false;
+    b->payload = NULL;
+    b->meta = NULL;
+}
+
+static void test_spec_ok(void **state)
+{
+    cJSON *root = NULL;
+    struct body b;
+    struct jsonx_error err = {.field = "untouched"};
+    (void)state;
+
+    init_body(&b);
+    assert_int_equal(parse_str("{\"type\":\"email\",\"max_attempts\":7,\"urgent\":true,"
+                               "\"payload\":{\"to\":\"x\"},\"meta\":{}}",
+                               32, &root),
+                     JSONX_OK);
+    const struct jsonx_field spec[] = {
+        JSONX_STRING("type", true, 1, 8, &b.type),
+        JSONX_INT("max_attempts", false, 1, 100, &b.attempts),
+        JSONX_BOOL("urgent", false, &b.urgent),
+        JSONX_ANY("payload", true, &b.payload),
+        JSONX_OBJECT("meta", false, &b.meta),
+        JSONX_END,
+    };
+    assert_int_equal(jsonx_spec_parse(root, spec, true, &err), 0);
+    assert_string_equal(b.type, "email");
+    assert_int_equal(b.attempts, 7);
+    assert_true(b.urgent);
+    assert_ptr_equal(b.payload, cJSON_GetObjectItemCaseSensitive(root, "payload"));
+    assert_ptr_equal(b.meta, cJSON_GetObjectItemCaseSensitive(root, "meta"));
+    assert_string_equal(err.field, "untouched");
+    cJSON_Delete(root);
+
+    /* optional fields absent: defaults stay; ANY accepts null */
+    init_body(&b);
+    assert_int_equal(parse_body("{\"type\":\"t\",\"payload\":null}", true, &b, &err), 0);
+    assert_int_equal(b.attempts, 5);
+    assert_false(b.urgent);
+    assert_non_null(b.payload);
+    assert_null(b.meta);
+
+    /* integral forms of an integer are integers */
+    init_body(&b);
+    assert_int_equal(
+        parse_body("{\"type\":\"t\",\"payload\":1,\"max_attempts\":1e2}", true, &b, &err), 0);
+    assert_int_equal(b.attempts, 100);
+    init_body(&b);
+    assert_int_equal(
+        parse_body("{\"type\":\"t\",\"payload\":1,\"max_attempts\":3.0}", true, &b, &err), 0);
+    assert_int_equal(b.attempts, 3);
+}
+
+/* Checks one rejected body: -1, the field named, the reason, destinations untouched. */
+static void expect_reject(const char *json, bool strict, const char *field, const char *reason)
+{
+    struct body b;
+    struct jsonx_error err;
+
+    init_body(&b);
+    memset(&err, 0, sizeof err);
+    if (parse_body(json, strict, &b, &err) != -1)
+        fail_msg("accepted %s", json);
+    if (field == NULL)
+        assert_null(err.field);
+    else if (err.field == NULL || strcmp(err.field, field) != 0)
+        fail_msg("%s: field %s, want %s", json, err.field ? err.field : "(null)", field);
+    if (strstr(err.reason, reason) == NULL)
+        fail_msg("%s: reason '%s' lacks '%s'", json, err.reason, reason);
+    assert_string_equal(b.type, "unset");
+    assert_int_equal(b.attempts, 5);
+    assert_false(b.urgent);
+    assert_null(b.payload);
+    assert_null(b.meta);
+}
+
+static void test_spec_errors(void **state)
+{
+    (void)state;
+    expect_reject("{\"payload\":1}", true, "type", "is required");
+    expect_reject("{\"type\":\"t\"}", true, "payload", "is required");
+    expect_reject("{\"type\":\"\",\"payload\":1}", true, "type", "1..8 bytes");
+    expect_reject("{\"type\":\"123456789\",\"payload\":1}", true, "type", "1..8 bytes");
+    expect_reject("{\"type\":5,\"payload\":1}", true, "type", "string");
+    expect_reject("{\"type\":null,\"payload\":1}", true, "type", "string");
+    expect_reject("{\"type\":\"t\",\"payload\":1,\"max_attempts\":1.5}", true, "max_attempts",
+                  "integer in 1..100");
+    expect_reject("{\"type\":\"t\",\"payload\":1,\"max_attempts\":1e300}", true, "max_attempts",
+                  "integer");
+    expect_reject("{\"type\":\"t\",\"payload\":1,\"max_attempts\":-1e300}", true, "max_attempts",
+                  "integer");
+    expect_reject("{\"type\":\"t\",\"payload\":1,\"max_attempts\":0}", true, "max_attempts",
+                  "1..100");
+    expect_reject("{\"type\":\"t\",\"payload\":1,\"max_attempts\":101}", true, "max_attempts",
+                  "1..100");
+    expect_reject("{\"type\":\"t\",\"payload\":1,\"max_attempts\":\"5\"}", true, "max_attempts",
+                  "integer");
+    expect_reject("{\"type\":\"t\",\"payload\":1,\"urgent\":1}", true, "urgent", "boolean");
+    expect_reject("{\"type\":\"t\",\"payload\":1,\"meta\":[]}", true, "meta", "object");
+    expect_reject("{\"type\":\"t\",\"payload\":1,\"meta\":null}", true, "meta", "object");
+    expect_reject("{\"type\":\"t\",\"payload\":1,\"extra\":1}", true, NULL,
+                  "unknown field \"extra\"");
+    expect_reject("{\"type\":\"t\",\"payload\":1,\"Type\":\"x\"}", true, NULL, "\"Type\"");
+    expect_reject("{\"type\":\"a\",\"payload\":1,\"type\":\"b\"}", true, "type", "more than once");
+    expect_reject("{\"type\":\"a\",\"payload\":1,\"x\":1,\"x\":2}", false, NULL,
+                  "duplicate field \"x\"");
+    /* a later field failing leaves earlier, valid fields unwritten */
+    expect_reject("{\"type\":\"ok\",\"urgent\":true,\"payload\":1,\"meta\":5}", true, "meta",
+                  "object");
+    /* names are sanitised and cut before they reach a reason */
+    expect_reject("{\"type\":\"t\",\"payload\":1,\"a\\nb\\\"c\":1}", true, NULL, "\"a?b?c\"");
+    expect_reject("{\"type\":\"t\",\"payload\":1,\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                  "aaaaaaaa\":1}",
+                  true, NULL, "aaa...\"");
+}
+
+static void test_spec_non_strict_and_not_object(void **state)
+{
+    struct body b;
+    struct jsonx_error err;
+    cJSON *root = NULL;
+    const struct jsonx_field spec[] = {JSONX_END};
+    (void)state;
+
+    init_body(&b);
+    assert_int_equal(parse_body("{\"type\":\"t\",\"payload\":1,\"extra\":[1]}", false, &b, &err),
+                     0);
+    assert_string_equal(b.type == NULL ? "" : "set", "set");
+
+    assert_int_equal(parse_str("[1]", 32, &root), JSONX_OK);
+    assert_int_equal(jsonx_spec_parse(root, spec, true, &err), -1);
+    assert_null(err.field);
+    assert_non_null(strstr(err.reason, "object"));
+    cJSON_Delete(root);
+    assert_int_equal(jsonx_spec_parse(NULL, spec, true, &err), -1);
+
+    /* an empty object against an empty spec is fine, strict or not */
+    assert_int_equal(parse_str("{}", 32, &root), JSONX_OK);
+    assert_int_equal(jsonx_spec_parse(root, spec, true, &err), 0);
+    cJSON_Delete(root);
+}
+
+static void test_spec_int_extremes(void **state)
+{
+    long long v = 0;
+    struct jsonx_error err;
+    const struct jsonx_field spec[] = {JSONX_INT("n", true, LLONG_MIN, LLONG_MAX, &v), JSONX_END};
+    static const struct {
+        const char *json;
+        int rc;
+        long long want;
+    } cases[] = {
+        {"{\"n\":9007199254740992}", 0, 9007199254740992LL},
+        {"{\"n\":-9223372036854775808}", 0, LLONG_MIN},
+        {"{\"n\":9223372036854775807}", -1, 0}, /* reads as 2^63 */
+        {"{\"n\":1e19}", -1, 0},
+        {"{\"n\":-1e19}", -1, 0},
+        {"{\"n\":0.0000001}", -1, 0},
+        {"{\"n\":-0}", 0, 0},
+        {"{\"n\":true}", -1, 0},
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cJSON *root = NULL;
+        v = 12345;
+        assert_int_equal(parse_str(cases[i].json, 32, &root), JSONX_OK);
+        if (jsonx_spec_parse(root, spec, true, &err) != cases[i].rc)
+            fail_msg("%s: wrong result", cases[i].json);
+        assert_true(v == (cases[i].rc == 0 ? cases[i].want : 12345));
+        cJSON_Delete(root);
+    }
+}
+
+/* --- canonical ------------------------------------------------------------ */
+
+static char *canon_of(const char *json)
+{
+    cJSON *root = NULL;
+
+    assert_int_equal(parse_str(json, 64, &root), JSONX_OK);
+    char *c = jsonx_canonical(root);
+    assert_non_null(c);
+    cJSON_Delete(root);
+    return c;
+}
+
+static void expect_canon(const char *json, const char *want)
+{
+    char *c = canon_of(json);
+    if (strcmp(c, want) != 0)
+        fail_msg("canonical(%s) = %s, want %s", json, c, want);
+    /* stable: the canonical form is its own canonical form */
+    char *again = canon_of(c);
+    assert_string_equal(again, c);
+    free(again);
+    free(c);
+}
+
+static void test_canonical_sorting(void **state)
+{
+    (void)state;
+    expect_canon("{ \"b\" : 1, \"a\" : { \"z\": [ {\"y\":1, \"x\":2} ], \"m\": null } }",
+                 "{\"a\":{\"m\":null,\"z\":[{\"x\":2,\"y\":1}]},\"b\":1}");
+    /* byte order: upper case before lower case before non-ASCII */
+    expect_canon("{\"\xc3\xa9\":1,\"a\":2,\"B\":3,\"\":4,\"aa\":5}",
+                 "{\"\":4,\"B\":3,\"a\":2,\"aa\":5,\"\xc3\xa9\":1}");
+    expect_canon("[]", "[]");
+    expect_canon("{}", "{}");
+    expect_canon("[ true , false , null , [ ] , { } ]", "[true,false,null,[],{}]");
+}
+
+static void test_canonical_equal_for_equivalent_docs(void **state)
+{
+    (void)state;
+    char *a = canon_of("{\"type\":\"x\",\"payload\":{\"n\":1.0,\"s\":\"\\u00e9\\/\"}}");
+    char *b = canon_of("{\n  \"payload\": {\"s\": \"\xc3\xa9/\", \"n\": 1},\n  \"type\": \"x\"\n}");
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+}
+
+static void test_canonical_strings_and_numbers(void **state)
+{
+    (void)state;
+    expect_canon("[\"q\\\"b\\\\n\\n\\r\\t\\b\\f\\u001f\\u0001\\/\\u00e9\\ud83d\\ude00\"]",
+                 "[\"q\\\"b\\\\n\\n\\r\\t\\b\\f\\u001f\\u0001/\xc3\xa9\xf0\x9f\x98\x80\"]");
+    expect_canon("[1.0, 1e2, -0, 0.1, 1.5e-7, 1e21, 123456789012, -42, 2.5, 1e300, "
+                 "0.30000000000000004, 9007199254740993]",
+                 "[1,100,0,0.1,1.5e-7,1e21,123456789012,-42,2.5,1e300,0.30000000000000004,"
+                 "9007199254740992]");
+}
+
+static void test_canonical_built_tree(void **state)
+{
+    cJSON *obj = cJSON_CreateObject();
+    (void)state;
+
+    assert_non_null(obj);
+    assert_non_null(cJSON_AddNumberToObject(obj, "z", 3));
+    assert_non_null(cJSON_AddStringToObject(obj, "y", "tab\there"));
+    assert_non_null(cJSON_AddNullToObject(obj, "x"));
+    char *c = jsonx_canonical(obj);
+    assert_non_null(c);
+    assert_string_equal(c, "{\"x\":null,\"y\":\"tab\\there\",\"z\":3}");
+    free(c);
+    cJSON_Delete(obj);
+}
+
+static void test_canonical_large(void **state)
+{
+    /* grows the output buffer many times */
+    enum { N = 20000 };
+    cJSON *arr = cJSON_CreateArray();
+    (void)state;
+
+    assert_non_null(arr);
+    for (int i = 0; i < N; i++)
+        assert_true(cJSON_AddItemToArray(arr, cJSON_CreateNumber(i)));
+    char *c = jsonx_canonical(arr);
+    assert_non_null(c);
+    assert_int_equal(strncmp(c, "[0,1,2,", 7), 0);
+    assert_non_null(strstr(c, ",19999]"));
+    free(c);
+    cJSON_Delete(arr);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_ok),
+        cmocka_unit_test(test_depth_boundary),
+        cmocka_unit_test(test_depth_ignores_strings),
+        cmocka_unit_test(test_hostile_depth_no_recursion),
+        cmocka_unit_test(test_trailing_and_syntax),
+        cmocka_unit_test(test_embedded_nul),
+        cmocka_unit_test(test_length_bounded),
+        cmocka_unit_test(test_strerror),
+        cmocka_unit_test(test_spec_ok),
+        cmocka_unit_test(test_spec_errors),
+        cmocka_unit_test(test_spec_non_strict_and_not_object),
+        cmocka_unit_test(test_spec_int_extremes),
+        cmocka_unit_test(test_canonical_sorting),
+        cmocka_unit_test(test_canonical_equal_for_equivalent_docs),
+        cmocka_unit_test(test_canonical_strings_and_numbers),
+        cmocka_unit_test(test_canonical_built_tree),
+        cmocka_unit_test(test_canonical_large),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
