@@ -89,7 +89,7 @@ static int start(struct wiring *w, struct publish_target *pt, struct api_probe *
                               c->mysql_connect_timeout_ms,           c->mysql_io_timeout_ms};
     struct queue_producer_config pc = {c->kafka_brokers, "dispatch-producer", c->kafka_linger_ms,
                                        c->publish_timeout_ms};
-    struct submit_config subc = {c->mysql_pool_size, c->submit_batch_max, c->publish_timeout_ms,
+    struct submit_config subc = {c->submit_threads, c->submit_batch_max, c->publish_timeout_ms,
                                  c->http_max_connections};
     struct api_config ac = {c->http_addr,           c->http_threads,
                             c->http_max_connections, c->http_per_ip_connections,

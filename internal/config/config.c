@@ -118,6 +118,8 @@ static const struct config_option options[] = {
         "Partitions per topic made by `dispatchctl topics create`."),
     INT(publish_timeout_ms, "5000", P, 100, 600000,
         "Milliseconds POST /tasks waits for the broker's acknowledgement."),
+    INT(submit_threads, "4", P, 1, 256,
+        "Submit pipeline threads; each stores and publishes one batch at a time."),
     INT(submit_batch_max, "64", P, 1, 1000, "Most tasks accepted in one batch submission."),
     INT(outbox_age_ms, "5000", P, 100, 3600000,
         "Age in milliseconds after which unpublished (PENDING) tasks are republished."),

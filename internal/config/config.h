@@ -64,6 +64,7 @@ struct config {
     int publish_timeout_ms; /* how long POST /tasks waits for the broker's ack */
 
     /* submit pipeline */
+    int submit_threads;
     int submit_batch_max;
     int outbox_age_ms; /* PENDING rows older than this are republished by the relay */
 

@@ -20,6 +20,16 @@ struct submit {
 
     pthread_t *threads;
     int n_threads;
+
+    /* acknowledged ids waiting for PENDING -> QUEUED, written in bulk by one
+     * marker thread, off the response path */
+    pthread_mutex_t mark_mu;
+    pthread_cond_t mark_cv;
+    struct ids_id *marks;
+    size_t n_marks, cap_marks;
+    bool mark_stopping;
+    pthread_t marker;
+    bool marker_started;
 };
 
 /* One batch in flight on a pipeline thread, waiting for its delivery reports. */
@@ -95,6 +105,33 @@ static void publish_all(struct submit *s, struct submit_request **reqs, size_t n
     pthread_mutex_destroy(&b.mu);
 }
 
+/* Queues acknowledged ids for the marker; false when out of memory (the rows then
+ * stay PENDING and the outbox relay publishes them again: harmless duplicates). */
+static bool queue_marks(struct submit *s, const struct ids_id *ids, size_t n)
+{
+    bool ok = true;
+    pthread_mutex_lock(&s->mark_mu);
+    if (s->n_marks + n > s->cap_marks) {
+        size_t cap = s->cap_marks ? s->cap_marks : 256;
+        struct ids_id *m;
+        while (cap < s->n_marks + n)
+            cap *= 2;
+        m = realloc(s->marks, cap * sizeof *m);
+        if (m) {
+            s->marks = m;
+            s->cap_marks = cap;
+        }
+        ok = m != NULL;
+    }
+    if (ok) {
+        memcpy(s->marks + s->n_marks, ids, n * sizeof *ids);
+        s->n_marks += n;
+        pthread_cond_signal(&s->mark_cv);
+    }
+    pthread_mutex_unlock(&s->mark_mu);
+    return ok;
+}
+
 static void run_batch(struct submit *s, struct submit_request **reqs, size_t n,
                       const struct task **tasks, struct ids_id *acked, struct publish_ctx *pcs)
 {
@@ -108,17 +145,13 @@ static void run_batch(struct submit *s, struct submit_request **reqs, size_t n,
     }
     publish_all(s, reqs, n, pcs);
     for (size_t i = 0; i < n; i++) {
-        if (reqs[i]->publish_err_ == 0)
+        if (reqs[i]->publish_err_ == 0) {
             acked[n_acked++] = reqs[i]->task.id;
-    }
-    /* the broker holds these messages: the tasks are accepted even if this update
-     * fails (they then read PENDING until a worker claims them) */
-    if (n_acked > 0 && s->store->mark_queued(s->store_ctx, acked, n_acked) == 0) {
-        for (size_t i = 0; i < n; i++) {
-            if (reqs[i]->publish_err_ == 0)
-                reqs[i]->task.status = TASK_QUEUED;
+            reqs[i]->task.status = TASK_QUEUED;
         }
     }
+    if (n_acked > 0)
+        queue_marks(s, acked, n_acked);
     for (size_t i = 0; i < n; i++)
         complete(reqs[i], reqs[i]->publish_err_ == 0 ? SUBMIT_ACCEPTED : SUBMIT_UNAVAILABLE);
 }
@@ -162,6 +195,35 @@ static void *pipeline_thread(void *arg)
     return NULL;
 }
 
+enum { MARK_CHUNK = 1000 };
+
+static void *marker_thread(void *arg)
+{
+    struct submit *s = arg;
+    struct ids_id *ids = malloc(MARK_CHUNK * sizeof *ids);
+    if (!ids)
+        return NULL;
+    for (;;) {
+        size_t n;
+        pthread_mutex_lock(&s->mark_mu);
+        while (s->n_marks == 0 && !s->mark_stopping)
+            pthread_cond_wait(&s->mark_cv, &s->mark_mu);
+        if (s->n_marks == 0) {
+            pthread_mutex_unlock(&s->mark_mu);
+            break;
+        }
+        n = s->n_marks < MARK_CHUNK ? s->n_marks : MARK_CHUNK;
+        s->n_marks -= n;
+        memcpy(ids, s->marks + s->n_marks, n * sizeof *ids);
+        pthread_mutex_unlock(&s->mark_mu);
+        /* a failure leaves the rows PENDING: the outbox relay publishes them again
+         * and the worker's claim drops the duplicate */
+        s->store->mark_queued(s->store_ctx, ids, n);
+    }
+    free(ids);
+    return NULL;
+}
+
 int submit_new(const struct submit_config *cfg, const struct submit_store_ops *store,
                void *store_ctx, const struct submit_queue_ops *queue, void *queue_ctx,
                struct submit **ret_s)
@@ -180,6 +242,13 @@ int submit_new(const struct submit_config *cfg, const struct submit_store_ops *s
     s->queue_ctx = queue_ctx;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_mutex_init(&s->mark_mu, NULL);
+    pthread_cond_init(&s->mark_cv, NULL);
+    if (pthread_create(&s->marker, NULL, marker_thread, s) != 0) {
+        submit_free(s);
+        return -1;
+    }
+    s->marker_started = true;
     s->threads = calloc((size_t)s->cfg.threads, sizeof *s->threads);
     if (!s->threads) {
         submit_free(s);
@@ -206,6 +275,16 @@ void submit_free(struct submit *s)
     for (int i = 0; i < s->n_threads; i++)
         pthread_join(s->threads[i], NULL);
     free(s->threads);
+    /* the pipelines are done: let the marker write what they left, then stop */
+    pthread_mutex_lock(&s->mark_mu);
+    s->mark_stopping = true;
+    pthread_cond_signal(&s->mark_cv);
+    pthread_mutex_unlock(&s->mark_mu);
+    if (s->marker_started)
+        pthread_join(s->marker, NULL);
+    free(s->marks);
+    pthread_cond_destroy(&s->mark_cv);
+    pthread_mutex_destroy(&s->mark_mu);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);

@@ -1,11 +1,13 @@
 /* submit — the submit use case: store the task, publish it, wait for the broker's
  * acknowledgement, mark it QUEUED, then complete the request.
  *
- * Requests are batched: a pool of pipeline threads each takes up to batch_max
- * waiting requests, inserts them in one transaction (status PENDING), publishes
- * every message, waits for all delivery reports (bounded by publish_timeout_ms),
- * marks the acknowledged ones QUEUED in one statement, and calls each request's
- * completion.  Nothing here calls a database or Kafka library: the adapters come in
+ * Requests are batched: a few pipeline threads each take up to batch_max waiting
+ * requests, insert them in one transaction (status PENDING), publish every message,
+ * wait for all delivery reports (bounded by publish_timeout_ms) and call each
+ * request's completion.  Acknowledged tasks are answered as QUEUED; one marker
+ * thread writes PENDING -> QUEUED for them in bulk, off the response path (SPEC
+ * §3.1: "answers 202 ... then marks the row QUEUED"), so a commit per batch is
+ * saved and batches from all pipelines share one update.  Nothing here calls a database or Kafka library: the adapters come in
  * through the ops tables, so tests plug in fakes.
  */
 #ifndef DISPATCH_SUBMIT_H

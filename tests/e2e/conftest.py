@@ -1,0 +1,177 @@
+"""End-to-end fixtures: the real binaries against the harness's real services.
+
+tests/run.sh starts MariaDB, Redis and Kafka (tests/infra/stack.sh) and exports
+their DISPATCH_* settings, DISPATCH_TEST_DIR (holding stack.env) and DISPATCH_BUILD.
+These fixtures start dispatch-producer and dispatch-worker on free ports and stop
+them after the session.  Every wait is bounded.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def env(name):
+    value = os.environ.get(name)
+    if not value:
+        pytest.exit(f"{name} is not set: run the e2e suite through tests/run.sh (make test)", 2)
+    return value
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout, what, interval=0.05):
+    """Polls predicate until it returns a truthy value; fails naming what."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class Client:
+    def __init__(self, base):
+        self.base = base
+
+    def request(self, method, path, body=None, headers=None, raw=None, timeout=30):
+        data = raw
+        hdrs = dict(headers or {})
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers=hdrs)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return Response(r.status, r.headers, r.read())
+        except urllib.error.HTTPError as e:
+            return Response(e.code, e.headers, e.read())
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def wait_status(self, task_id, statuses, timeout=20):
+        def check():
+            r = self.get(f"/tasks/{task_id}")
+            return r.json() if r.status == 200 and r.json()["status"] in statuses else None
+        return wait_until(check, timeout, f"task {task_id} to reach {statuses}")
+
+
+class Service:
+    """A dispatch binary run in the background with its log in the test dir."""
+
+    def __init__(self, name, args, health_url):
+        self.name = name
+        self.log_path = os.path.join(env("DISPATCH_TEST_DIR"), f"e2e-{name}.log")
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.health_url = health_url
+
+    def healthy(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited with {self.proc.returncode}; "
+                                 f"log: {self.log_path}\n{self.tail()}")
+        try:
+            with urllib.request.urlopen(self.health_url, timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def tail(self, n=20):
+        with open(self.log_path, "rb") as f:
+            return b"".join(f.readlines()[-n:]).decode(errors="replace")
+
+    def stop(self, timeout=20):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"{self.name} did not stop within {timeout}s of SIGTERM")
+        self.log.close()
+        return self.proc.returncode
+
+
+def binary(name):
+    return os.path.join(env("DISPATCH_BUILD"), "bin", name)
+
+
+def stack_env_file():
+    return os.path.join(env("DISPATCH_TEST_DIR"), "stack.env")
+
+
+@pytest.fixture(scope="session")
+def producer():
+    port = free_port()
+    svc = Service("producer", [binary("dispatch-producer"), "--config", stack_env_file(),
+                               "--http-addr", f"127.0.0.1:{port}"],
+                  f"http://127.0.0.1:{port}/healthz")
+    wait_until(svc.healthy, 20, "the producer's /healthz")
+    yield Client(f"http://127.0.0.1:{port}")
+    assert svc.stop() == 0, f"producer exit code; log:\n{svc.tail()}"
+
+
+@pytest.fixture(scope="session")
+def worker():
+    port = free_port()
+    svc = Service("worker", [binary("dispatch-worker"), "--config", stack_env_file(),
+                             "--worker-http-addr", f"127.0.0.1:{port}"],
+                  f"http://127.0.0.1:{port}/healthz")
+    wait_until(svc.healthy, 30, "the worker's /healthz")
+    yield svc
+    assert svc.stop() == 0, f"worker exit code; log:\n{svc.tail()}"
+
+
+def mysql(sql):
+    """Runs one query with the mariadb client as the dispatch user; rows of strings."""
+    out = subprocess.run(
+        ["mariadb", "--protocol=tcp", "-h", env("DISPATCH_MYSQL_HOST"),
+         "-P", env("DISPATCH_MYSQL_PORT"), "-u", env("DISPATCH_MYSQL_USER"),
+         f"-p{env('DISPATCH_MYSQL_PASSWORD')}", "-N", "-B", env("DISPATCH_MYSQL_DATABASE"),
+         "-e", sql], check=True, capture_output=True, text=True, timeout=30)
+    return [line.split("\t") for line in out.stdout.splitlines()]
+
+
+def topic_messages(topic):
+    """Every message of topic, read with kcat as a real consumer: (key, headers, value)."""
+    out = subprocess.run(
+        ["kcat", "-C", "-b", env("DISPATCH_KAFKA_BROKERS"), "-t", topic, "-o", "beginning",
+         "-e", "-q", "-f", "%k\x1f%h\x1f%s\x1e"],
+        check=True, capture_output=True, timeout=60)
+    msgs = []
+    for rec in out.stdout.split(b"\x1e"):
+        if not rec.strip():
+            continue
+        key, headers, value = rec.split(b"\x1f", 2)
+        hdrs = dict(h.split("=", 1) for h in headers.decode().split(",") if "=" in h)
+        msgs.append((key.decode(), hdrs, value.decode()))
+    return msgs
