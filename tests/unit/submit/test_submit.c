@@ -1,0 +1,267 @@
+/* submit: the pipeline against fake store and queue ops. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "submit/submit.h"
+
+/* A fake world: what was inserted, published and marked. */
+struct fake {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int insert_rc;
+    int publish_err;     /* reported to done */
+    int publish_refuse;  /* returned by publish */
+    bool gate_closed;    /* insert blocks while true */
+    size_t inserted, published, marked, batches;
+    char last_key[300];
+    char last_value[512];
+    char last_trace[64];
+};
+
+static int f_insert(void *ctx, const struct task *const *tasks, size_t n)
+{
+    struct fake *f = ctx;
+    (void)tasks;
+    pthread_mutex_lock(&f->mu);
+    f->batches++;
+    pthread_cond_broadcast(&f->cv);
+    while (f->gate_closed)
+        pthread_cond_wait(&f->cv, &f->mu);
+    if (f->insert_rc == 0)
+        f->inserted += n;
+    pthread_mutex_unlock(&f->mu);
+    return f->insert_rc;
+}
+
+static int f_mark(void *ctx, const struct ids_id *ids, size_t n)
+{
+    struct fake *f = ctx;
+    (void)ids;
+    pthread_mutex_lock(&f->mu);
+    f->marked += n;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    return 0;
+}
+
+static int f_publish(void *ctx, const char *key, size_t key_len, const char *value, size_t len,
+                     const char *traceparent, submit_publish_done_fn done, void *opaque)
+{
+    struct fake *f = ctx;
+    if (f->publish_refuse)
+        return -1;
+    pthread_mutex_lock(&f->mu);
+    f->published++;
+    snprintf(f->last_key, sizeof f->last_key, "%.*s", (int)key_len, key);
+    snprintf(f->last_value, sizeof f->last_value, "%.*s", (int)len, value);
+    snprintf(f->last_trace, sizeof f->last_trace, "%s", traceparent ? traceparent : "");
+    pthread_mutex_unlock(&f->mu);
+    done(opaque, f->publish_err, NULL); /* an immediate report, as a fast broker would */
+    return 0;
+}
+
+static const struct submit_store_ops store_ops = {f_insert, f_mark};
+static const struct submit_queue_ops queue_ops = {f_publish};
+
+/* Requests complete on pipeline threads; tests wait for all of them. */
+struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+};
+
+static void on_done(struct submit_request *req, void *opaque)
+{
+    struct waiter *w = opaque;
+    (void)req;
+    pthread_mutex_lock(&w->mu);
+    w->done++;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void wait_done(struct waiter *w, int n)
+{
+    pthread_mutex_lock(&w->mu);
+    while (w->done < n)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void make_request(struct submit_request *r, struct waiter *w, const char *okey)
+{
+    memset(r, 0, sizeof *r);
+    ids_new_v7(&r->task.id);
+    snprintf(r->task.type, sizeof r->task.type, "echo");
+    r->task.payload = strdup("{\"a\":1}");
+    r->task.max_attempts = 5;
+    r->task.ordering_key = okey ? strdup(okey) : NULL;
+    memcpy(r->task.traceparent, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+           MODEL_TRACEPARENT_LEN + 1);
+    r->done = on_done;
+    r->opaque = w;
+}
+
+static struct submit *start(struct fake *f, int threads, int batch, int max_waiting)
+{
+    struct submit_config cfg = {threads, batch, 1000, max_waiting};
+    struct submit *s = NULL;
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    assert_int_equal(submit_new(&cfg, &store_ops, f, &queue_ops, f, &s), 0);
+    return s;
+}
+
+static void test_accepted_tasks_are_published_and_marked(void **state)
+{
+    struct fake f = {0};
+    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    enum { N = 200 };
+    struct submit_request *reqs = calloc(N, sizeof *reqs);
+    struct submit *s = start(&f, 3, 16, 0);
+    (void)state;
+    for (int i = 0; i < N; i++) {
+        make_request(&reqs[i], &w, NULL);
+        assert_int_equal(submit_enqueue(s, &reqs[i]), 0);
+    }
+    wait_done(&w, N);
+    submit_free(s); /* drains the marker */
+    assert_int_equal(f.inserted, N);
+    assert_int_equal(f.published, N);
+    assert_int_equal(f.marked, N);
+    assert_true(f.batches <= N); /* batching never splits below one per request */
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(reqs[i].result, SUBMIT_ACCEPTED);
+        assert_int_equal(reqs[i].task.status, TASK_QUEUED);
+        model_task_release(&reqs[i].task);
+    }
+    free(reqs);
+}
+
+static void test_key_value_and_trace_of_the_message(void **state)
+{
+    struct fake f = {0};
+    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    struct submit_request a, b;
+    char id[IDS_TEXT_LEN + 1];
+    struct submit *s = start(&f, 1, 1, 0);
+    (void)state;
+    make_request(&a, &w, "customer-1");
+    assert_int_equal(submit_enqueue(s, &a), 0);
+    wait_done(&w, 1);
+    assert_string_equal(f.last_key, "customer-1");
+    assert_non_null(strstr(f.last_value, "\"payload\":{\"a\":1}"));
+    assert_string_equal(f.last_trace, a.task.traceparent);
+
+    make_request(&b, &w, NULL);
+    assert_int_equal(submit_enqueue(s, &b), 0);
+    wait_done(&w, 2);
+    ids_format(&b.task.id, id);
+    assert_string_equal(f.last_key, id);
+    assert_non_null(strstr(f.last_value, id));
+    submit_free(s);
+    model_task_release(&a.task);
+    model_task_release(&b.task);
+}
+
+static void test_database_down_stores_nothing_and_publishes_nothing(void **state)
+{
+    struct fake f = {.insert_rc = -1};
+    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    struct submit_request r;
+    struct submit *s = start(&f, 1, 8, 0);
+    (void)state;
+    make_request(&r, &w, NULL);
+    assert_int_equal(submit_enqueue(s, &r), 0);
+    wait_done(&w, 1);
+    submit_free(s);
+    assert_int_equal(r.result, SUBMIT_DB_DOWN);
+    assert_int_equal(f.published, 0);
+    model_task_release(&r.task);
+}
+
+static void test_broker_failure_leaves_pending_unmarked(void **state)
+{
+    struct fake f = {.publish_err = -2};
+    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    struct submit_request r;
+    struct submit *s = start(&f, 1, 8, 0);
+    (void)state;
+    make_request(&r, &w, NULL);
+    assert_int_equal(submit_enqueue(s, &r), 0);
+    wait_done(&w, 1);
+    submit_free(s);
+    assert_int_equal(r.result, SUBMIT_UNAVAILABLE);
+    assert_int_equal(r.task.status, TASK_PENDING);
+    assert_int_equal(f.inserted, 1);
+    assert_int_equal(f.marked, 0);
+    model_task_release(&r.task);
+}
+
+static void test_refused_publish_is_unavailable(void **state)
+{
+    struct fake f = {.publish_refuse = 1};
+    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    struct submit_request r;
+    struct submit *s = start(&f, 1, 8, 0);
+    (void)state;
+    make_request(&r, &w, NULL);
+    assert_int_equal(submit_enqueue(s, &r), 0);
+    wait_done(&w, 1);
+    submit_free(s);
+    assert_int_equal(r.result, SUBMIT_UNAVAILABLE);
+    assert_int_equal(f.marked, 0);
+    model_task_release(&r.task);
+}
+
+static void test_overload_is_refused_without_callback(void **state)
+{
+    struct fake f = {.gate_closed = true};
+    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    struct submit_request r1, r2, r3;
+    struct submit *s = start(&f, 1, 1, 1);
+    (void)state;
+    make_request(&r1, &w, NULL);
+    make_request(&r2, &w, NULL);
+    make_request(&r3, &w, NULL);
+    assert_int_equal(submit_enqueue(s, &r1), 0);
+    pthread_mutex_lock(&f.mu);
+    while (f.batches == 0) /* r1 is inside the (blocked) insert */
+        pthread_cond_wait(&f.cv, &f.mu);
+    pthread_mutex_unlock(&f.mu);
+    assert_int_equal(submit_enqueue(s, &r2), 0); /* waits: one allowed */
+    assert_int_equal(submit_enqueue(s, &r3), -1);
+    assert_int_equal(r3.result, SUBMIT_OVERLOADED);
+    pthread_mutex_lock(&f.mu);
+    f.gate_closed = false;
+    pthread_cond_broadcast(&f.cv);
+    pthread_mutex_unlock(&f.mu);
+    wait_done(&w, 2);
+    submit_free(s);
+    assert_int_equal(w.done, 2); /* r3 never called back */
+    assert_int_equal(f.inserted, 2);
+    model_task_release(&r1.task);
+    model_task_release(&r2.task);
+    model_task_release(&r3.task);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_accepted_tasks_are_published_and_marked),
+        cmocka_unit_test(test_key_value_and_trace_of_the_message),
+        cmocka_unit_test(test_database_down_stores_nothing_and_publishes_nothing),
+        cmocka_unit_test(test_broker_failure_leaves_pending_unmarked),
+        cmocka_unit_test(test_refused_publish_is_unavailable),
+        cmocka_unit_test(test_overload_is_refused_without_callback),
+    };
+    return cmocka_run_group_tests_name("submit", tests, NULL, NULL);
+}
