@@ -63,15 +63,21 @@ static struct api_request *request_new(struct api *api, struct MHD_Connection *c
     return req;
 }
 
-static bool content_length_too_large(struct api_request *req)
+/* The announced body length against the limit: 0 fits, 1 too large (read it and
+ * throw it away, so the client sees the 413 on a live connection), 2 far too large
+ * or unparsable (answer at once and close rather than read it). */
+static int content_length_verdict(struct api_request *req)
 {
     const char *cl = api_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    long long max = req->api->cfg.max_body_bytes;
     char *end;
     long long v;
     if (!cl)
-        return false;
+        return 0;
     v = strtoll(cl, &end, 10);
-    return *end != '\0' || v < 0 || v > req->api->cfg.max_body_bytes;
+    if (*end != '\0' || v < 0 || v > 8 * max)
+        return 2;
+    return v > max ? 1 : 0;
 }
 
 static void body_append(struct api_request *req, const char *data, size_t len)
@@ -143,12 +149,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (!req)
             return MHD_NO;
         *con_cls = req;
-        if (req->route && content_length_too_large(req)) {
-            /* answer at once rather than read a body we will refuse; MHD closes the
-             * connection after, as it must with an unread body */
-            req->body_too_large = true;
-            dispatch(req);
-            return queue_prepared(req);
+        if (req->route) {
+            int verdict = content_length_verdict(req);
+            req->body_too_large = verdict > 0;
+            if (verdict == 2) {
+                /* MHD closes the connection after this answer, unread body and all */
+                dispatch(req);
+                return queue_prepared(req);
+            }
         }
         return MHD_YES;
     }

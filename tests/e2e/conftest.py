@@ -16,6 +16,8 @@ import urllib.request
 
 import pytest
 
+import openapi_check
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -67,9 +69,13 @@ class Client:
         req = urllib.request.Request(self.base + path, data=data, method=method, headers=hdrs)
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
-                return Response(r.status, r.headers, r.read())
+                resp = Response(r.status, r.headers, r.read())
         except urllib.error.HTTPError as e:
-            return Response(e.code, e.headers, e.read())
+            resp = Response(e.code, e.headers, e.read())
+        # every response the suite sees must be one the API document allows
+        openapi_check.check(method, path, resp.status, resp.headers.get("Content-Type", ""),
+                            resp.body)
+        return resp
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
