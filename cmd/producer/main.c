@@ -63,8 +63,8 @@ static int op_publish(void *ctx, const char *key, size_t key_len, const char *va
 {
     const struct publish_target *pt = ctx;
     struct queue_header h = {"traceparent", traceparent, traceparent ? strlen(traceparent) : 0};
-    return queue_produce(pt->producer, pt->topic, key, key_len, value, len, &h,
-                         traceparent ? 1 : 0, done, opaque);
+    return queue_produce(pt->producer, pt->topic, key, key_len, value, len, &h, traceparent ? 1 : 0,
+                         done, opaque);
 }
 
 static bool probe_mysql(void *ctx)
@@ -84,16 +84,24 @@ static const struct status_store_ops status_store = {op_get};
 static int start(struct wiring *w, struct publish_target *pt, struct api_probe *probes)
 {
     const struct config *c = &w->cfg;
-    struct store_config sc = {c->mysql_host,     c->mysql_port,      c->mysql_user,
-                              c->mysql_password, c->mysql_database,  c->mysql_pool_size,
-                              c->mysql_connect_timeout_ms,           c->mysql_io_timeout_ms};
+    struct store_config sc = {c->mysql_host,
+                              c->mysql_port,
+                              c->mysql_user,
+                              c->mysql_password,
+                              c->mysql_database,
+                              c->mysql_pool_size,
+                              c->mysql_connect_timeout_ms,
+                              c->mysql_io_timeout_ms};
     struct queue_producer_config pc = {c->kafka_brokers, "dispatch-producer", c->kafka_linger_ms,
                                        c->publish_timeout_ms};
     struct submit_config subc = {c->submit_threads, c->submit_batch_max, c->publish_timeout_ms,
                                  c->http_max_connections};
-    struct api_config ac = {c->http_addr,           c->http_threads,
-                            c->http_max_connections, c->http_per_ip_connections,
-                            c->http_timeout_s,       c->http_max_body_bytes,
+    struct api_config ac = {c->http_addr,
+                            c->http_threads,
+                            c->http_max_connections,
+                            c->http_per_ip_connections,
+                            c->http_timeout_s,
+                            c->http_max_body_bytes,
                             c->json_max_depth};
 
     if (store_new(&sc, &w->store) != STORE_OK)
@@ -130,8 +138,8 @@ int main(int argc, char **argv)
     struct sigaction sa = {0};
     sigset_t stop_set, old_set;
     enum log_level level = LOG_LEVEL_INFO;
-    int rc = config_load(&w.cfg, CONFIG_PRODUCER, "dispatch-producer", argc, argv, NULL, stdout,
-                         stderr);
+    int rc =
+        config_load(&w.cfg, CONFIG_PRODUCER, "dispatch-producer", argc, argv, NULL, stdout, stderr);
     if (rc < 0)
         return CONFIG_EXIT_INVALID;
     if (rc == CONFIG_EXIT)

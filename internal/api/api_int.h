@@ -47,18 +47,18 @@ struct api_request {
     const struct api_route *route;
     const char *method;
     char path[256];
-    char param[128];             /* the {id} segment, if any */
+    char param[128]; /* the {id} segment, if any */
     char request_id[129];
     char traceparent[MODEL_TRACEPARENT_LEN + 1];
     int64_t start_us;
-    enum api_state state;        /* touched by MHD threads only */
-    bool suspended;              /* the handler suspended in this call (MHD thread) */
+    enum api_state state; /* touched by MHD threads only */
+    bool suspended;       /* the handler suspended in this call (MHD thread) */
 
-    char *body;                  /* read so far (NUL-terminated) */
+    char *body; /* read so far (NUL-terminated) */
     size_t body_len, body_cap;
     bool body_too_large;
 
-    unsigned int status;         /* response to queue */
+    unsigned int status; /* response to queue */
     struct MHD_Response *response;
 
     struct submit_request submit; /* POST /tasks: the pipeline's request */

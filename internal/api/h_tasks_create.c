@@ -88,8 +88,7 @@ static void respond_submitted(struct api_request *req)
     case SUBMIT_ACCEPTED:
         break;
     case SUBMIT_UNAVAILABLE:
-        api_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "broker-unavailable",
-                    "Service Unavailable",
+        api_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "broker-unavailable", "Service Unavailable",
                     "the task was stored but the broker did not acknowledge it in time; it "
                     "will be published without further action");
         api_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "5");

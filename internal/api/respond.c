@@ -105,8 +105,8 @@ cJSON *api_body_json(struct api_request *req)
                     "Unsupported Media Type", "the body must be application/json");
         return NULL;
     }
-    rc = jsonx_parse(req->body ? req->body : "", req->body_len, req->api->cfg.json_max_depth,
-                     &root);
+    rc =
+        jsonx_parse(req->body ? req->body : "", req->body_len, req->api->cfg.json_max_depth, &root);
     if (rc != JSONX_OK) {
         api_problem(req, MHD_HTTP_BAD_REQUEST, "malformed-json", "Malformed JSON",
                     "the body is not valid JSON: %s", jsonx_strerror(rc));

@@ -80,8 +80,7 @@ static int cmd_migrate_down(const struct config *cfg, int argc, char **argv, FIL
     return store_exit(store_migrate_down(&sc, cfg->migrations_dir, steps, out));
 }
 
-static int cmd_migrate_status(const struct config *cfg, int argc, char **argv, FILE *out,
-                              FILE *err)
+static int cmd_migrate_status(const struct config *cfg, int argc, char **argv, FILE *out, FILE *err)
 {
     struct store_config sc = store_cfg(cfg, 1);
     (void)argv;
@@ -92,8 +91,7 @@ static int cmd_migrate_status(const struct config *cfg, int argc, char **argv, F
     return store_exit(store_migrate_status(&sc, cfg->migrations_dir, out));
 }
 
-static int cmd_topics_create(const struct config *cfg, int argc, char **argv, FILE *out,
-                             FILE *err)
+static int cmd_topics_create(const struct config *cfg, int argc, char **argv, FILE *out, FILE *err)
 {
     const char *topics[] = {cfg->kafka_topic, cfg->kafka_retry_topic, cfg->kafka_dlq_topic};
     char errbuf[512] = "";
@@ -103,8 +101,8 @@ static int cmd_topics_create(const struct config *cfg, int argc, char **argv, FI
         fprintf(err, "dispatchctl: topics create takes no arguments\n");
         return EX_USAGE;
     }
-    rc = queue_topics_create(cfg->kafka_brokers, topics, 3, cfg->kafka_partitions, 1, 15000,
-                             errbuf, sizeof errbuf);
+    rc = queue_topics_create(cfg->kafka_brokers, topics, 3, cfg->kafka_partitions, 1, 15000, errbuf,
+                             sizeof errbuf);
     if (rc != QUEUE_OK) {
         fprintf(err, "dispatchctl: topics create: %s\n", errbuf[0] ? errbuf : queue_strerror(rc));
         return EX_UNAVAILABLE;

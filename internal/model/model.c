@@ -8,8 +8,8 @@
 #include <time.h>
 
 static const char *const status_names[TASK_STATUS_COUNT] = {
-    [TASK_PENDING] = "PENDING",     [TASK_QUEUED] = "QUEUED", [TASK_RUNNING] = "RUNNING",
-    [TASK_RETRYING] = "RETRYING",   [TASK_SUCCEEDED] = "SUCCEEDED", [TASK_DEAD] = "DEAD",
+    [TASK_PENDING] = "PENDING",   [TASK_QUEUED] = "QUEUED",       [TASK_RUNNING] = "RUNNING",
+    [TASK_RETRYING] = "RETRYING", [TASK_SUCCEEDED] = "SUCCEEDED", [TASK_DEAD] = "DEAD",
     [TASK_CANCELED] = "CANCELED",
 };
 
@@ -109,7 +109,9 @@ int model_traceparent_new(char out[MODEL_TRACEPARENT_LEN + 1])
         return -1;
     rnd[0] |= 0x01; /* never all zero */
     rnd[16] |= 0x01;
-    memcpy(out, "00-", 3);
+    out[0] = '0';
+    out[1] = '0';
+    out[2] = '-';
     hex_encode(rnd, 16, out + 3);
     out[35] = '-';
     hex_encode(rnd + 16, 8, out + 36);
@@ -309,8 +311,7 @@ char *model_task_message(const struct task *t)
          cJSON_AddNumberToObject(o, "max_attempts", t->max_attempts) &&
          (t->timeout_ms ? cJSON_AddNumberToObject(o, "timeout_ms", t->timeout_ms) != NULL
                         : cJSON_AddNullToObject(o, "timeout_ms") != NULL) &&
-         add_time(o, "run_at", t->run_at) &&
-         add_opt_string(o, "ordering_key", t->ordering_key) &&
+         add_time(o, "run_at", t->run_at) && add_opt_string(o, "ordering_key", t->ordering_key) &&
          add_time(o, "created_at", t->created_at);
     head = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);

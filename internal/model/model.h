@@ -24,14 +24,14 @@ enum task_status {
 };
 #define TASK_STATUS_COUNT 7
 
-#define MODEL_TYPE_MAX          64
-#define MODEL_MAX_ATTEMPTS_MIN  1
-#define MODEL_MAX_ATTEMPTS_MAX  100
-#define MODEL_MAX_ATTEMPTS_DEF  5
-#define MODEL_TIMEOUT_MS_MAX    86400000 /* one day */
-#define MODEL_ORDERING_KEY_MAX  255
-#define MODEL_CALLBACK_URL_MAX  2048
-#define MODEL_TRACEPARENT_LEN   55 /* "00-<32 hex>-<16 hex>-<2 hex>" */
+#define MODEL_TYPE_MAX         64
+#define MODEL_MAX_ATTEMPTS_MIN 1
+#define MODEL_MAX_ATTEMPTS_MAX 100
+#define MODEL_MAX_ATTEMPTS_DEF 5
+#define MODEL_TIMEOUT_MS_MAX   86400000 /* one day */
+#define MODEL_ORDERING_KEY_MAX 255
+#define MODEL_CALLBACK_URL_MAX 2048
+#define MODEL_TRACEPARENT_LEN  55 /* "00-<32 hex>-<16 hex>-<2 hex>" */
 
 const char *model_status_name(enum task_status s);
 /* Parses an upper-case status name. Returns 0 or -1. */

@@ -56,7 +56,7 @@ int queue_topics_create(const char *brokers, const char *const *topics, size_t n
                         int replication, int timeout_ms, char *errbuf, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_NewTopic_t **nt = calloc(n ? n : 1, sizeof *nt);
+    rd_kafka_NewTopic_t **nt = calloc(n ? n : 1, sizeof(rd_kafka_NewTopic_t *));
     rd_kafka_t *rk = NULL;
     int rc = QUEUE_EKAFKA;
     size_t made = 0;

@@ -160,8 +160,8 @@ static int claim_fn(struct store__conn *c, void *arg)
 int store_task_claim(struct store *s, const struct ids_id *id, const char *worker_id, int lease_ms,
                      struct task *ret_task, enum store_claim *ret_claim)
 {
-    struct claim_args a = {.id = id, .worker_id = worker_id, .lease_ms = lease_ms,
-                           .claim = STORE_CLAIM_NOT_FOUND};
+    struct claim_args a = {
+        .id = id, .worker_id = worker_id, .lease_ms = lease_ms, .claim = STORE_CLAIM_NOT_FOUND};
     int rc = store__in_tx(s, claim_fn, &a);
     if (rc != STORE_OK) {
         if (a.claim == STORE_CLAIMED)

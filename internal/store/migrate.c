@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 struct migration {
     long long version;
     char name[200];
@@ -105,7 +104,8 @@ static int plan_load(const char *dir, struct plan *p, FILE *out)
             m->has_down = true;
     }
     closedir(d);
-    qsort(p->m, p->n, sizeof *p->m, cmp_version);
+    if (p->n > 1)
+        qsort(p->m, p->n, sizeof *p->m, cmp_version);
     return STORE_OK;
 }
 
@@ -175,8 +175,8 @@ static int set_version(MYSQL *db, long long v, bool dirty)
     int rc = store__exec(db, "DELETE FROM schema_migrations");
     if (rc != STORE_OK || v <= 0)
         return rc;
-    snprintf(sql, sizeof sql, "INSERT INTO schema_migrations (version, dirty) VALUES (%lld, %d)",
-             v, dirty ? 1 : 0);
+    snprintf(sql, sizeof sql, "INSERT INTO schema_migrations (version, dirty) VALUES (%lld, %d)", v,
+             dirty ? 1 : 0);
     return store__exec(db, sql);
 }
 

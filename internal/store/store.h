@@ -83,11 +83,11 @@ enum store_outcome {
 };
 
 struct store_finish {
-    enum task_status status;   /* SUCCEEDED, RETRYING or DEAD */
+    enum task_status status;    /* SUCCEEDED, RETRYING or DEAD */
     enum store_outcome outcome; /* recorded on the attempt */
-    const char *result;        /* JSON text for SUCCEEDED, else NULL */
-    const char *error;         /* for failures, else NULL */
-    int64_t run_at;            /* RETRYING: when the next attempt is due (us) */
+    const char *result;         /* JSON text for SUCCEEDED, else NULL */
+    const char *error;          /* for failures, else NULL */
+    int64_t run_at;             /* RETRYING: when the next attempt is due (us) */
 };
 
 /* Ends attempt `attempt` of task id: updates the row (fenced: WHERE id=? AND

@@ -59,8 +59,8 @@ int64_t store__time_from_mysql(const MYSQL_TIME *t);
 int store__fetch_task(MYSQL_STMT *st, struct task *ret_task);
 
 #define STORE__TASK_COLUMNS                                                                        \
-    "id, user_id, type, status, priority, attempts, max_attempts, timeout_ms, payload, result, "  \
-    "last_error, ordering_key, callback_url, traceparent, created_at, updated_at, run_at, "      \
+    "id, user_id, type, status, priority, attempts, max_attempts, timeout_ms, payload, result, "   \
+    "last_error, ordering_key, callback_url, traceparent, created_at, updated_at, run_at, "        \
     "started_at, finished_at"
 
 #endif

@@ -38,11 +38,11 @@ int64_t store__time_from_mysql(const MYSQL_TIME *t)
 enum { INS_COLS = 15 };
 
 struct bulk_col {
-    const void **ptrs;    /* strings/blobs/datetimes: one pointer per row */
-    unsigned long *lens;  /* strings/blobs */
-    long long *ints;      /* integers */
-    MYSQL_TIME *times;    /* datetimes */
-    char *ind;            /* STMT_INDICATOR_NONE or _NULL per row */
+    const void **ptrs;   /* strings/blobs/datetimes: one pointer per row */
+    unsigned long *lens; /* strings/blobs */
+    long long *ints;     /* integers */
+    MYSQL_TIME *times;   /* datetimes */
+    char *ind;           /* STMT_INDICATOR_NONE or _NULL per row */
 };
 
 struct bulk {

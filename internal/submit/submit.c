@@ -87,9 +87,9 @@ static void publish_all(struct submit *s, struct submit_request **reqs, size_t n
         b.outstanding++;
         pthread_mutex_unlock(&b.mu);
         if (value)
-            rc = s->queue->publish(s->queue_ctx, key, klen, value, strlen(value),
-                                   t->traceparent[0] ? t->traceparent : NULL, on_published,
-                                   &pcs[i]);
+            rc =
+                s->queue->publish(s->queue_ctx, key, klen, value, strlen(value),
+                                  t->traceparent[0] ? t->traceparent : NULL, on_published, &pcs[i]);
         free(value);
         if (rc < 0) {
             pthread_mutex_lock(&b.mu);
@@ -178,8 +178,8 @@ static void *pipeline_thread(void *arg)
 {
     struct submit *s = arg;
     size_t max = (size_t)s->cfg.batch_max;
-    struct submit_request **reqs = calloc(max, sizeof *reqs);
-    const struct task **tasks = calloc(max, sizeof *tasks);
+    struct submit_request **reqs = calloc(max, sizeof(struct submit_request *));
+    const struct task **tasks = calloc(max, sizeof(const struct task *));
     struct ids_id *acked = calloc(max, sizeof *acked);
     struct publish_ctx *pcs = calloc(max, sizeof *pcs);
     size_t n;

@@ -7,8 +7,8 @@
  * request's completion.  Acknowledged tasks are answered as QUEUED; one marker
  * thread writes PENDING -> QUEUED for them in bulk, off the response path (SPEC
  * §3.1: "answers 202 ... then marks the row QUEUED"), so a commit per batch is
- * saved and batches from all pipelines share one update.  Nothing here calls a database or Kafka library: the adapters come in
- * through the ops tables, so tests plug in fakes.
+ * saved and batches from all pipelines share one update.  Nothing here calls a database or Kafka
+ * library: the adapters come in through the ops tables, so tests plug in fakes.
  */
 #ifndef DISPATCH_SUBMIT_H
 #define DISPATCH_SUBMIT_H
@@ -38,11 +38,11 @@ struct submit_config {
 };
 
 enum submit_result {
-    SUBMIT_ACCEPTED = 0,  /* stored and acknowledged by the broker: 202 */
-    SUBMIT_UNAVAILABLE,   /* stored as PENDING, not acknowledged in time: 503 + Retry-After;
-                             the outbox relay will publish it */
-    SUBMIT_DB_DOWN,       /* nothing stored: 503 */
-    SUBMIT_OVERLOADED,    /* nothing stored, too many waiting: 503 */
+    SUBMIT_ACCEPTED = 0, /* stored and acknowledged by the broker: 202 */
+    SUBMIT_UNAVAILABLE,  /* stored as PENDING, not acknowledged in time: 503 + Retry-After;
+                            the outbox relay will publish it */
+    SUBMIT_DB_DOWN,      /* nothing stored: 503 */
+    SUBMIT_OVERLOADED,   /* nothing stored, too many waiting: 503 */
 };
 
 struct submit_request;
@@ -52,12 +52,12 @@ typedef void (*submit_done_fn)(struct submit_request *req, void *opaque);
  * is called (exactly once, on a pipeline thread, or before submit_enqueue returns
  * when it returns an error). */
 struct submit_request {
-    struct task task;              /* in: the new task; out: its status as stored */
+    struct task task; /* in: the new task; out: its status as stored */
     submit_done_fn done;
     void *opaque;
-    enum submit_result result;     /* out */
-    struct submit_request *next_;  /* private to submit */
-    int publish_err_;              /* private to submit */
+    enum submit_result result;    /* out */
+    struct submit_request *next_; /* private to submit */
+    int publish_err_;             /* private to submit */
 };
 
 struct submit;

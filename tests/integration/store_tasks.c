@@ -132,10 +132,12 @@ static void test_claim_finish_and_fencing(void **state)
     struct task a, got;
     const struct task *batch[1] = {&a};
     enum store_claim claim;
-    struct store_finish retry = {.status = TASK_RETRYING, .outcome = STORE_OUTCOME_FAILED,
-                                 .error = "boom", .run_at = model_now_us() + 1000000};
-    struct store_finish ok = {.status = TASK_SUCCEEDED, .outcome = STORE_OUTCOME_SUCCEEDED,
-                              .result = "{\"done\":true}"};
+    struct store_finish retry = {.status = TASK_RETRYING,
+                                 .outcome = STORE_OUTCOME_FAILED,
+                                 .error = "boom",
+                                 .run_at = model_now_us() + 1000000};
+    struct store_finish ok = {
+        .status = TASK_SUCCEEDED, .outcome = STORE_OUTCOME_SUCCEEDED, .result = "{\"done\":true}"};
     (void)state;
     new_task(&a, "echo", "{}");
     assert_int_equal(store_task_insert_batch(store, batch, 1), STORE_OK);

@@ -8,8 +8,10 @@ const char *testenv_get(const char *name)
 {
     const char *v = getenv(name);
     if (!v || !*v) {
-        fprintf(stderr, "testenv: %s is not set: run integration tests through tests/run.sh "
-                        "(make test), which starts the harness\n", name);
+        fprintf(stderr,
+                "testenv: %s is not set: run integration tests through tests/run.sh "
+                "(make test), which starts the harness\n",
+                name);
         exit(2);
     }
     return v;

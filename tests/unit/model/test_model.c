@@ -50,14 +50,14 @@ static void test_traceparent(void **state)
     char fresh[MODEL_TRACEPARENT_LEN + 1], trace[33];
     (void)state;
     assert_true(model_traceparent_valid(good, strlen(good)));
-    assert_false(model_traceparent_valid("00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-                                         55));
-    assert_false(model_traceparent_valid("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
-                                         55));
-    assert_false(model_traceparent_valid("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
-                                         55));
-    assert_false(model_traceparent_valid("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-                                         55));
+    assert_false(
+        model_traceparent_valid("00-00000000000000000000000000000000-00f067aa0ba902b7-01", 55));
+    assert_false(
+        model_traceparent_valid("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", 55));
+    assert_false(
+        model_traceparent_valid("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", 55));
+    assert_false(
+        model_traceparent_valid("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 55));
     assert_false(model_traceparent_valid(good, 54));
     assert_int_equal(model_traceparent_new(fresh), 0);
     assert_true(model_traceparent_valid(fresh, strlen(fresh)));
@@ -99,10 +99,10 @@ static void fill(struct task *t)
 
 static void test_view_has_every_field(void **state)
 {
-    static const char *const fields[] = {
-        "id",      "type",       "status",     "priority",   "attempts",
-        "max_attempts", "payload", "result",   "last_error", "created_at",
-        "updated_at", "run_at",  "started_at", "finished_at"};
+    static const char *const fields[] = {"id",         "type",         "status",     "priority",
+                                         "attempts",   "max_attempts", "payload",    "result",
+                                         "last_error", "created_at",   "updated_at", "run_at",
+                                         "started_at", "finished_at"};
     struct task t;
     cJSON *v;
     (void)state;
@@ -138,10 +138,9 @@ static void test_message_embeds_payload_and_key(void **state)
     assert_non_null(m);
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(m, "id")->valuestring,
                         "01a20128-0325-7488-bcdd-e8b048b1cd64");
-    assert_int_equal(
-        cJSON_GetArraySize(
-            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "payload"), "k")),
-        2);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
+                         cJSON_GetObjectItemCaseSensitive(m, "payload"), "k")),
+                     2);
     assert_int_equal(cJSON_GetObjectItemCaseSensitive(m, "max_attempts")->valueint, 5);
     cJSON_Delete(m);
     free(msg);

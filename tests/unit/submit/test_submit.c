@@ -17,9 +17,9 @@ struct fake {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int insert_rc;
-    int publish_err;     /* reported to done */
-    int publish_refuse;  /* returned by publish */
-    bool gate_closed;    /* insert blocks while true */
+    int publish_err;    /* reported to done */
+    int publish_refuse; /* returned by publish */
+    bool gate_closed;   /* insert blocks while true */
     size_t inserted, published, marked, batches;
     char last_key[300];
     char last_value[512];
