@@ -137,7 +137,7 @@ int auth_token_issue(const struct auth *a, const struct ids_id *user, int64_t no
     /* the issuer is configuration (printable, no quotes: checked at start-up) */
     n = snprintf(claims, sizeof claims,
                  "{\"iss\":\"%s\",\"sub\":\"%s\",\"iat\":%lld,\"nbf\":%lld,\"exp\":%lld}",
-                 a->issuer, sub, (long long)now, (long long)now, (long long)(now + a->ttl_s));
+                 a->issuer, sub, (long long)now, (long long)now, (long long)now + a->ttl_s);
     if (n < 0 || (size_t)n >= sizeof claims)
         return AUTH_EINVAL;
     sodium_bin2base64(claims_b64, sizeof claims_b64, (const unsigned char *)claims, (size_t)n,

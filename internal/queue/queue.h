@@ -24,7 +24,7 @@ enum queue_err {
     QUEUE_ETIMEDOUT = -2, /* message.timeout.ms or the sync wait passed */
     QUEUE_EFULL = -3,     /* local queue full */
     QUEUE_ENOMEM = -4,
-    QUEUE_ESTATE = -5,    /* partition no longer assigned (offset store after revoke) */
+    QUEUE_ESTATE = -5, /* partition no longer assigned (offset store after revoke) */
 };
 const char *queue_strerror(int err);
 
@@ -59,9 +59,9 @@ int queue_produce(struct queue_producer *p, const char *topic, const void *key, 
                   size_t n_headers, queue_delivery_fn cb, void *opaque);
 
 /* queue_produce() and wait for the delivery report. */
-int queue_produce_sync(struct queue_producer *p, const char *topic, const void *key,
-                       size_t key_len, const void *value, size_t len,
-                       const struct queue_header *headers, size_t n_headers);
+int queue_produce_sync(struct queue_producer *p, const char *topic, const void *key, size_t key_len,
+                       const void *value, size_t len, const struct queue_header *headers,
+                       size_t n_headers);
 
 /* Broker reachable (metadata answered within timeout_ms)? */
 bool queue_producer_ready(struct queue_producer *p, int timeout_ms);
@@ -117,8 +117,8 @@ int queue_consumer_poll(struct queue_consumer *c, int timeout_ms, struct queue_m
 void queue_message_free(struct queue_message *m);
 
 /* Looks up the last header called name; *ret_value borrowed from the message. */
-bool queue_message_header(const struct queue_message *m, const char *name,
-                          const void **ret_value, size_t *ret_len);
+bool queue_message_header(const struct queue_message *m, const char *name, const void **ret_value,
+                          size_t *ret_len);
 /* All headers, in order, into out (up to max); returns how many there are. */
 size_t queue_message_headers(const struct queue_message *m, struct queue_header *out, size_t max);
 

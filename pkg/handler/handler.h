@@ -27,11 +27,11 @@ enum handler_status {
 };
 
 struct handler_ctx {
-    const char *task_id;   /* canonical text */
+    const char *task_id; /* canonical text */
     const char *type;
-    const char *payload;   /* JSON text, NUL-terminated */
+    const char *payload; /* JSON text, NUL-terminated */
     size_t payload_len;
-    int attempt;           /* 1-based */
+    int attempt; /* 1-based */
     int max_attempts;
     int64_t deadline_ms;   /* CLOCK_MONOTONIC ms, 0 = none */
     atomic_bool *canceled; /* set by the worker on drain or timeout; may be NULL */
