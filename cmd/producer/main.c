@@ -11,13 +11,16 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "account/account.h"
 #include "api/api.h"
+#include "auth/auth.h"
 #include "config/config.h"
 #include "log/log.h"
 #include "queue/queue.h"
 #include "status/status.h"
 #include "store/store.h"
 #include "submit/submit.h"
+#include "workpool/workpool.h"
 
 static volatile sig_atomic_t stop_flag;
 
@@ -33,6 +36,9 @@ struct wiring {
     struct queue_producer *producer;
     struct submit *submit;
     struct status status;
+    struct auth *auth;
+    struct account account;
+    struct workpool *blocking;
     struct api *api;
 };
 
@@ -67,6 +73,18 @@ static int op_publish(void *ctx, const char *key, size_t key_len, const char *va
                          done, opaque);
 }
 
+static int op_user_insert(void *ctx, const struct ids_id *id, const char *email, const char *hash,
+                          int64_t created_at)
+{
+    return store_user_insert(ctx, id, email, hash, created_at);
+}
+
+static int op_user_by_email(void *ctx, const char *email, struct ids_id *ret_id, char *ret_hash,
+                            size_t size)
+{
+    return store_user_by_email(ctx, email, ret_id, ret_hash, size);
+}
+
 static bool probe_mysql(void *ctx)
 {
     return store_ping(ctx) == STORE_OK;
@@ -80,6 +98,8 @@ static bool probe_kafka(void *ctx)
 static const struct submit_store_ops submit_store = {op_insert, op_mark_queued};
 static const struct submit_queue_ops submit_queue = {op_publish};
 static const struct status_store_ops status_store = {op_get};
+static const struct account_store_ops account_store = {op_user_insert, op_user_by_email, STORE_EDUP,
+                                                       STORE_ENOTFOUND};
 
 static int start(struct wiring *w, struct publish_target *pt, struct api_probe *probes)
 {
@@ -104,6 +124,18 @@ static int start(struct wiring *w, struct publish_target *pt, struct api_probe *
                             c->http_max_body_bytes,
                             c->json_max_depth};
 
+    struct auth_config authc = {c->jwt_secret, c->jwt_issuer, c->token_ttl_s, 5};
+
+    if (auth_new(&authc, &w->auth) != AUTH_OK) {
+        /* configuration, not a dependency: say it like any other bad setting */
+        fprintf(stderr,
+                "dispatch-producer: DISPATCH_JWT_SECRET must be set to a secret of at "
+                "least %d bytes\n",
+                AUTH_SECRET_MIN);
+        return CONFIG_EXIT_INVALID;
+    }
+    if (workpool_new(c->auth_hash_threads, c->auth_hash_queue, &w->blocking) < 0)
+        return EX_OSERR;
     if (store_new(&sc, &w->store) != STORE_OK)
         return EX_UNAVAILABLE;
     if (queue_producer_new(&pc, &w->producer) != QUEUE_OK)
@@ -115,7 +147,8 @@ static int start(struct wiring *w, struct publish_target *pt, struct api_probe *
     w->status = (struct status){&status_store, w->store, STORE_ENOTFOUND};
     probes[0] = (struct api_probe){"mysql", probe_mysql, w->store};
     probes[1] = (struct api_probe){"kafka", probe_kafka, w->producer};
-    struct api_deps deps = {w->submit, &w->status, probes, 2};
+    w->account = (struct account){&account_store, w->store, w->auth};
+    struct api_deps deps = {w->submit, &w->status, &w->account, w->auth, w->blocking, probes, 2};
     if (api_new(&ac, &deps, &w->api) < 0)
         return EX_UNAVAILABLE;
     return EX_OK;
@@ -124,8 +157,10 @@ static int start(struct wiring *w, struct publish_target *pt, struct api_probe *
 static void stop(struct wiring *w)
 {
     api_quiesce(w->api);
-    submit_free(w->submit); /* completes every request it took */
+    submit_free(w->submit);     /* completes every request it took */
+    workpool_free(w->blocking); /* and so does the sign-in pool */
     api_free(w->api);
+    auth_free(w->auth);
     queue_producer_free(w->producer);
     store_free(w->store);
 }

@@ -13,8 +13,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct submit;
+struct account;
+struct auth;
 struct status;
+struct submit;
+struct workpool;
 
 struct api_config {
     const char *addr; /* host:port */
@@ -36,6 +39,9 @@ struct api_probe {
 struct api_deps {
     struct submit *submit;
     const struct status *status;
+    const struct account *account;
+    const struct auth *auth;
+    struct workpool *blocking; /* runs register/login (argon2id) off the HTTP threads */
     const struct api_probe *probes;
     size_t n_probes;
 };

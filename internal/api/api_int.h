@@ -32,7 +32,7 @@ struct api_route {
     const char *pattern; /* "/tasks" exact; "/tasks/{id}" captures one segment */
     const char *name;    /* the route's label in logs and metrics */
     api_handler_fn handler;
-    bool takes_body;
+    bool needs_auth; /* Bearer token required; req->user is its subject */
 };
 
 enum api_state {
@@ -50,6 +50,7 @@ struct api_request {
     char param[128]; /* the {id} segment, if any */
     char request_id[129];
     char traceparent[MODEL_TRACEPARENT_LEN + 1];
+    struct ids_id user; /* the authenticated caller (routes with needs_auth) */
     int64_t start_us;
     enum api_state state; /* touched by MHD threads only */
     bool suspended;       /* the handler suspended in this call (MHD thread) */
@@ -62,6 +63,7 @@ struct api_request {
     struct MHD_Response *response;
 
     struct submit_request submit; /* POST /tasks: the pipeline's request */
+    char *credentials;            /* register/login: "email\0password\0", wiped after use */
 };
 
 extern const struct api_route api_routes[];
@@ -100,8 +102,13 @@ bool api_body_spec(struct api_request *req, const cJSON *obj, const struct jsonx
 /* The request header value, or NULL. */
 const char *api_header(struct api_request *req, const char *name);
 
+/* Zeroes and frees req->credentials (register/login). */
+void api_wipe_credentials(struct api_request *req);
+
 /* --- endpoints --------------------------------------------------------------- */
 void api_h_healthz(struct api_request *req);
+void api_h_register(struct api_request *req);
+void api_h_login(struct api_request *req);
 void api_h_readyz(struct api_request *req);
 void api_h_tasks_create(struct api_request *req);
 void api_h_tasks_get(struct api_request *req);

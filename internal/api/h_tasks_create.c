@@ -73,6 +73,8 @@ static bool build_task(struct api_request *req, const struct create_body *b, int
     t->ordering_key = dup_opt(b->ordering_key, &ok);
     t->callback_url = dup_opt(b->callback_url, &ok);
     memcpy(t->traceparent, req->traceparent, sizeof t->traceparent);
+    t->user_id = req->user;
+    t->has_user = true;
     t->created_at = t->updated_at = model_now_us();
     t->run_at = run_at;
     return ok && t->payload;

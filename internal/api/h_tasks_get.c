@@ -17,7 +17,7 @@ void api_h_tasks_get(struct api_request *req)
                     "'%s' is not a UUID in canonical form", req->param);
         return;
     }
-    rc = status_get(req->api->deps.status, &id, &t);
+    rc = status_get(req->api->deps.status, &id, &req->user, &t);
     if (rc == STATUS_ENOTFOUND) {
         api_problem(req, MHD_HTTP_NOT_FOUND, "not-found", "Not Found", "no task %s", req->param);
         return;

@@ -6,8 +6,10 @@
 const struct api_route api_routes[] = {
     {"GET", "/healthz", "healthz", api_h_healthz, false},
     {"GET", "/readyz", "readyz", api_h_readyz, false},
+    {"POST", "/auth/register", "auth_register", api_h_register, false},
+    {"POST", "/auth/login", "auth_login", api_h_login, false},
     {"POST", "/tasks", "tasks_create", api_h_tasks_create, true},
-    {"GET", "/tasks/{id}", "tasks_get", api_h_tasks_get, false},
+    {"GET", "/tasks/{id}", "tasks_get", api_h_tasks_get, true},
 };
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];
 

@@ -5,8 +5,11 @@
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
+#include "auth/auth.h"
 #include "config/config.h"
 #include "log/log.h"
 
@@ -107,6 +110,29 @@ static void body_append(struct api_request *req, const char *data, size_t len)
     req->body[req->body_len] = '\0';
 }
 
+/* Checks "Authorization: Bearer <token>"; prepares the 401 and returns false. */
+static bool authenticate(struct api_request *req)
+{
+    const char *h = api_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+    int rc;
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+        api_problem(req, MHD_HTTP_UNAUTHORIZED, "unauthorized", "Unauthorized",
+                    "a Bearer access token is required (POST /auth/login)");
+        api_add_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"dispatch\"");
+        return false;
+    }
+    h += 7;
+    rc = auth_token_verify(req->api->deps.auth, h, strlen(h), (int64_t)time(NULL), &req->user);
+    if (rc != AUTH_OK) {
+        api_problem(req, MHD_HTTP_UNAUTHORIZED, "unauthorized", "Unauthorized",
+                    "the access token is not valid: %s", auth_strerror(rc));
+        api_add_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                       "Bearer realm=\"dispatch\", error=\"invalid_token\"");
+        return false;
+    }
+    return true;
+}
+
 static void dispatch(struct api_request *req)
 {
     if (!req->route)
@@ -116,6 +142,8 @@ static void dispatch(struct api_request *req)
                     "the body exceeds %lld bytes", req->api->cfg.max_body_bytes);
         return;
     }
+    if (req->route->needs_auth && !authenticate(req))
+        return;
     req->route->handler(req);
 }
 
@@ -205,6 +233,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req->response)
         MHD_destroy_response(req->response);
     model_task_release(&req->submit.task);
+    api_wipe_credentials(req);
     free(req->body);
     free(req);
     *con_cls = NULL;

@@ -76,6 +76,17 @@ static int check_addr(const char *value)
     }
 
 static const char expect_level[] = "one of debug, info, warn, error";
+/* Printable ASCII without quotes or backslashes: safe to embed in JSON as is. */
+static int check_token_chars(const char *value)
+{
+    for (const char *p = value; *p; p++) {
+        if (*p < 0x21 || *p > 0x7e || *p == '"' || *p == '\\')
+            return -1;
+    }
+    return 0;
+}
+
+static const char expect_token[] = "printable ASCII without spaces, quotes or backslashes";
 static const char expect_addr[] = "host:port or [ipv6]:port, port 1..65535";
 
 static const struct config_option options[] = {
@@ -134,6 +145,18 @@ static const struct config_option options[] = {
         "Milliseconds a task lease lasts before another worker may take the task over."),
     INT(worker_grace_ms, "10000", W, 0, 3600000,
         "Milliseconds a worker drains in-flight tasks after SIGTERM."),
+    SECRET(jwt_secret, P, 1024,
+           "HMAC-SHA256 key signing access tokens, at least 32 bytes; the producer refuses "
+           "to start without one (exit 78)."),
+    CHECKED(jwt_issuer, "dispatch", P, check_token_chars, expect_token,
+            "Issuer (iss) written into and required of access tokens."),
+    INT(token_ttl_s, "3600", P, 60, 2592000, "Seconds an access token stays valid."),
+    INT(auth_hash_threads, "2", P, 1, 64,
+        "Threads hashing passwords: caps concurrent argon2id hashes (19 MiB each)."),
+    INT(auth_hash_queue, "64", P, 0, 100000,
+        "Register/login requests waiting for a hashing thread before 503."),
+    INT(idempotency_ttl_s, "86400", P, 60, 2592000,
+        "Seconds an Idempotency-Key and its stored response are kept."),
     STR(migrations_dir, "migrations", C, 1, 4096,
         "Directory of the SQL migrations `dispatchctl migrate` applies."),
 };

@@ -76,6 +76,14 @@ struct config {
     int worker_lease_ms;
     int worker_grace_ms; /* SIGTERM drain grace period */
 
+    /* auth and idempotency (producer) */
+    char *jwt_secret; /* secret, >= 32 bytes */
+    char *jwt_issuer;
+    int token_ttl_s;
+    int auth_hash_threads;
+    int auth_hash_queue;
+    int idempotency_ttl_s;
+
     /* dispatchctl */
     char *migrations_dir;
 };

@@ -137,7 +137,7 @@ static int cmd_task_get(const struct config *cfg, int argc, char **argv, FILE *o
         return EX_UNAVAILABLE;
     }
     struct status st = {&ops, store, STORE_ENOTFOUND};
-    rc = status_get(&st, &id, &t);
+    rc = status_get(&st, &id, NULL, &t);
     store_free(store);
     if (rc == STATUS_ENOTFOUND) {
         fprintf(err, "dispatchctl: no task %s\n", argv[0]);
@@ -158,6 +158,19 @@ static int cmd_task_get(const struct config *cfg, int argc, char **argv, FILE *o
     return EX_OK;
 }
 
+static int cmd_config_reference(const struct config *cfg, int argc, char **argv, FILE *out,
+                                FILE *err)
+{
+    (void)cfg;
+    (void)argv;
+    if (argc != 0) {
+        fprintf(err, "dispatchctl: config reference takes no arguments\n");
+        return EX_USAGE;
+    }
+    config_print_markdown(out);
+    return EX_OK;
+}
+
 static const struct ctl_cmd commands[] = {
     {"migrate", "up", "migrate up [N]       apply pending migrations (N of them)", cmd_migrate_up},
     {"migrate", "down", "migrate down [N|all] revert the last migration (or N, or all)",
@@ -167,6 +180,8 @@ static const struct ctl_cmd commands[] = {
     {"topics", "create", "topics create        create the tasks, retry and DLQ topics",
      cmd_topics_create},
     {"task", "get", "task get ID          print a task's view as JSON", cmd_task_get},
+    {"config", "reference", "config reference     print every setting as Markdown (docs)",
+     cmd_config_reference},
 };
 
 void ctl_usage(FILE *out)

@@ -1,10 +1,17 @@
 /* status — read a task's view. */
 #include "status/status.h"
 
-int status_get(const struct status *st, const struct ids_id *id, struct task *ret_task)
+int status_get(const struct status *st, const struct ids_id *id, const struct ids_id *owner,
+               struct task *ret_task)
 {
-    int rc = st->store->get(st->store_ctx, id, ret_task);
-    if (rc == 0)
-        return STATUS_OK;
-    return rc == st->notfound_code ? STATUS_ENOTFOUND : STATUS_EUNAVAILABLE;
+    struct task t;
+    int rc = st->store->get(st->store_ctx, id, &t);
+    if (rc != 0)
+        return rc == st->notfound_code ? STATUS_ENOTFOUND : STATUS_EUNAVAILABLE;
+    if (owner && (!t.has_user || !ids_equal(&t.user_id, owner))) {
+        model_task_release(&t);
+        return STATUS_ENOTFOUND;
+    }
+    *ret_task = t;
+    return STATUS_OK;
 }

@@ -25,7 +25,10 @@ struct status {
     int notfound_code; /* the store's "not found" return value */
 };
 
-/* Fills ret_task (owned by the caller: model_task_release). */
-int status_get(const struct status *st, const struct ids_id *id, struct task *ret_task);
+/* Fills ret_task (owned by the caller: model_task_release) when the task exists and
+ * belongs to owner; another user's task is STATUS_ENOTFOUND exactly like an
+ * unknown one, so ids cannot be probed.  owner NULL: no owner check (operators). */
+int status_get(const struct status *st, const struct ids_id *id, const struct ids_id *owner,
+               struct task *ret_task);
 
 #endif

@@ -46,6 +46,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
                             "UTC_TIMESTAMP(6) WHERE task_id = ? AND attempt = ? AND outcome = "
                             "'running'",
     [STMT_PING] = "SELECT 1",
+    [STMT_USER_INSERT] =
+        "INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)",
+    [STMT_USER_BY_EMAIL] = "SELECT id, password_hash FROM users WHERE email = ?",
 };
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;

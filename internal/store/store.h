@@ -96,6 +96,16 @@ struct store_finish {
 int store_task_finish(struct store *s, const struct ids_id *id, int attempt,
                       const struct store_finish *fin);
 
+/* --- users ---------------------------------------------------------------- */
+
+/* Inserts a user; STORE_EDUP when the email is taken. */
+int store_user_insert(struct store *s, const struct ids_id *id, const char *email,
+                      const char *password_hash, int64_t created_at);
+/* Looks a user up by email (exact, callers normalise); hash is copied into
+ * ret_hash (size bytes). STORE_ENOTFOUND when there is none. */
+int store_user_by_email(struct store *s, const char *email, struct ids_id *ret_id,
+                        char *ret_hash, size_t size);
+
 /* Migrations (golang-migrate layout: NNNN_name.up.sql / .down.sql, table
  * schema_migrations(version, dirty)).  Each runs on its own connection with
  * multi-statements on; progress lines go to out. steps <= 0 means all. */

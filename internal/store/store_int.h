@@ -16,6 +16,8 @@ enum store__stmt {
     STMT_TASK_FINISH,
     STMT_ATTEMPT_FINISH,
     STMT_PING,
+    STMT_USER_INSERT,
+    STMT_USER_BY_EMAIL,
     STMT_COUNT
 };
 

@@ -5,8 +5,10 @@ their DISPATCH_* settings, DISPATCH_TEST_DIR (holding stack.env) and DISPATCH_BU
 These fixtures start dispatch-producer and dispatch-worker on free ports and stop
 them after the session.  Every wait is bounded.
 """
+import base64
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -56,13 +58,23 @@ class Response:
         return json.loads(self.body)
 
 
+# the producer under test signs tokens with this; tests forge tokens with it too
+JWT_SECRET = secrets.token_urlsafe(48)
+
+
 class Client:
-    def __init__(self, base):
+    def __init__(self, base, token=None):
         self.base = base
+        self.token = token
+
+    def as_user(self, token):
+        return Client(self.base, token)
 
     def request(self, method, path, body=None, headers=None, raw=None, timeout=30):
         data = raw
         hdrs = dict(headers or {})
+        if self.token and "Authorization" not in hdrs:
+            hdrs["Authorization"] = f"Bearer {self.token}"
         if body is not None:
             data = json.dumps(body).encode()
             hdrs.setdefault("Content-Type", "application/json")
@@ -93,11 +105,12 @@ class Client:
 class Service:
     """A dispatch binary run in the background with its log in the test dir."""
 
-    def __init__(self, name, args, health_url):
+    def __init__(self, name, args, health_url, extra_env=None):
         self.name = name
         self.log_path = os.path.join(env("DISPATCH_TEST_DIR"), f"e2e-{name}.log")
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                     env={**os.environ, **(extra_env or {})})
         self.health_url = health_url
 
     def healthy(self):
@@ -136,14 +149,32 @@ def stack_env_file():
 
 
 @pytest.fixture(scope="session")
-def producer():
+def anonymous():
+    """A client of the running producer without credentials."""
     port = free_port()
     svc = Service("producer", [binary("dispatch-producer"), "--config", stack_env_file(),
                                "--http-addr", f"127.0.0.1:{port}"],
-                  f"http://127.0.0.1:{port}/healthz")
+                  f"http://127.0.0.1:{port}/healthz", {"DISPATCH_JWT_SECRET": JWT_SECRET})
     wait_until(svc.healthy, 20, "the producer's /healthz")
     yield Client(f"http://127.0.0.1:{port}")
     assert svc.stop() == 0, f"producer exit code; log:\n{svc.tail()}"
+
+
+def new_user(anonymous):
+    """Registers a fresh user; returns (email, password, token)."""
+    email = f"user-{secrets.token_hex(6)}@example.com"
+    password = "correct horse battery " + secrets.token_hex(4)
+    r = anonymous.post("/auth/register", {"email": email, "password": password})
+    assert r.status == 201, r.body
+    r = anonymous.post("/auth/login", {"email": email, "password": password})
+    assert r.status == 200, r.body
+    return email, password, r.json()["access_token"]
+
+
+@pytest.fixture(scope="session")
+def producer(anonymous):
+    """A client signed in as a user of its own."""
+    return anonymous.as_user(new_user(anonymous)[2])
 
 
 @pytest.fixture(scope="session")
@@ -181,3 +212,7 @@ def topic_messages(topic):
         hdrs = dict(h.split("=", 1) for h in headers.decode().split(",") if "=" in h)
         msgs.append((key.decode(), hdrs, value.decode()))
     return msgs
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
