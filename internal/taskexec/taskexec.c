@@ -1,0 +1,442 @@
+/* The execute flow: parse → claim → run → record → route.  See taskexec.h. */
+#include "taskexec/taskexec_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "jsonx/jsonx.h"
+#include "log/log.h"
+
+#define MSG_MAX_DEPTH 128
+#define ERROR_MAX     1024 /* last_error and x-error are cut to this many bytes */
+
+const char *taskexec_strerror(int err)
+{
+    switch (err) {
+    case TASKEXEC_OK:
+        return "ok";
+    case TASKEXEC_EAGAIN:
+        return "dependency unavailable; deliver again";
+    case TASKEXEC_EHANDBACK:
+        return "handed back on drain; deliver again";
+    case TASKEXEC_ENOMEM:
+        return "out of memory";
+    case TASKEXEC_EINVAL:
+        return "invalid argument";
+    default:
+        return "unknown error";
+    }
+}
+
+const char *taskexec_outcome_name(enum taskexec_outcome o)
+{
+    static const char *const names[] = {"succeeded", "retried",  "dead",
+                                        "skipped",   "deferred", "malformed"};
+    return (unsigned)o < sizeof names / sizeof names[0] ? names[o] : "unknown";
+}
+
+static char *dup_or_null(const char *s, bool *oom)
+{
+    char *c = strdup(s != NULL ? s : "");
+    if (c == NULL) {
+        *oom = true;
+    }
+    return c;
+}
+
+int taskexec_new(const struct taskexec_config *cfg, const struct taskexec_store_ops *store_ops,
+                 void *store_ctx, const struct taskexec_queue_ops *queue_ops, void *queue_ctx,
+                 const struct handler_registry *reg, struct taskexec **ret_te)
+{
+    if (cfg == NULL || store_ops == NULL || queue_ops == NULL || reg == NULL ||
+        cfg->lease_ms <= 0) {
+        return TASKEXEC_EINVAL;
+    }
+    struct taskexec *te = calloc(1, sizeof *te);
+    if (te == NULL) {
+        return TASKEXEC_ENOMEM;
+    }
+    bool oom = false;
+    te->worker_id = dup_or_null(cfg->worker_id, &oom);
+    te->retry_topic = dup_or_null(cfg->retry_topic, &oom);
+    te->dlq_topic = dup_or_null(cfg->dlq_topic, &oom);
+    if (oom) {
+        taskexec_free(te);
+        return TASKEXEC_ENOMEM;
+    }
+    te->lease_ms = cfg->lease_ms;
+    te->default_timeout_ms = cfg->default_timeout_ms > 0 ? cfg->default_timeout_ms : 30000;
+    te->dep_retry_max_ms = cfg->dep_retry_max_ms > 0 ? cfg->dep_retry_max_ms : 5000;
+    te->backoff = cfg->backoff;
+    te->sops = store_ops;
+    te->sctx = store_ctx;
+    te->qops = queue_ops;
+    te->qctx = queue_ctx;
+    te->reg = reg;
+    *ret_te = te;
+    return TASKEXEC_OK;
+}
+
+void taskexec_free(struct taskexec *te)
+{
+    if (te == NULL) {
+        return;
+    }
+    free(te->worker_id);
+    free(te->retry_topic);
+    free(te->dlq_topic);
+    free(te);
+}
+
+static bool canceled(const struct taskexec__run *r)
+{
+    return r->cancel != NULL && atomic_load(r->cancel);
+}
+
+/* The traceparent header, when it is a valid one. */
+static void trace_from_headers(struct taskexec__run *r)
+{
+    const struct taskexec_msg *m = r->msg;
+    for (size_t i = m->n_headers; i-- > 0;) {
+        const struct queue_header *h = &m->headers[i];
+        if (h->name != NULL && strcmp(h->name, TASKEXEC_H_TRACEPARENT) == 0) {
+            if (h->len == MODEL_TRACEPARENT_LEN && model_traceparent_valid(h->value, h->len)) {
+                memcpy(r->traceparent, h->value, h->len);
+                r->traceparent[h->len] = '\0';
+            }
+            return;
+        }
+    }
+}
+
+/* The task id from the message value {"id": "<uuid>", ...}. */
+static int parse_id(struct taskexec__run *r, char *why, size_t why_len)
+{
+    cJSON *root = NULL;
+    int rc = jsonx_parse(r->msg->value, r->msg->len, MSG_MAX_DEPTH, &root);
+    if (rc == JSONX_ERR_NOMEM) {
+        return TASKEXEC_ENOMEM;
+    }
+    if (rc < 0) {
+        snprintf(why, why_len, "malformed message: %s", jsonx_strerror(rc));
+        return TASKEXEC_EINVAL;
+    }
+    const char *id = NULL;
+    const struct jsonx_field spec[] = {
+        JSONX_STRING("id", true, IDS_TEXT_LEN, IDS_TEXT_LEN, &id),
+        JSONX_END,
+    };
+    struct jsonx_error err;
+    rc = TASKEXEC_EINVAL;
+    if (!cJSON_IsObject(root) || jsonx_spec_parse(root, spec, false, &err) < 0) {
+        snprintf(why, why_len, "malformed message: no task id");
+    } else if (ids_parse(id, IDS_TEXT_LEN, &r->id) < 0) {
+        snprintf(why, why_len, "malformed message: bad task id");
+    } else {
+        ids_format(&r->id, r->id_text);
+        rc = TASKEXEC_OK;
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* Claims the task, retrying while the store is down. */
+static int claim(struct taskexec__run *r, enum store_claim *ret_claim)
+{
+    struct taskexec *te = r->te;
+    for (int i = 0;; i++) {
+        struct task t;
+        enum store_claim c = STORE_CLAIM_NOT_FOUND;
+        int rc = te->sops->claim(te->sctx, &r->id, te->worker_id, te->lease_ms, &t, &c);
+        if (rc == STORE_OK) {
+            if (c == STORE_CLAIMED) {
+                r->task = t;
+                r->claimed = true;
+                if (r->traceparent[0] == '\0') {
+                    memcpy(r->traceparent, t.traceparent, sizeof r->traceparent);
+                }
+            }
+            *ret_claim = c;
+            return TASKEXEC_OK;
+        }
+        log_warn("claim failed, will retry", LOG_S("task_id", r->id_text),
+                 LOG_S("traceparent", r->traceparent), LOG_S("error", store_strerror(rc)),
+                 LOG_I("try", i + 1));
+        if (taskexec__dep_pause(r, i) < 0) {
+            return TASKEXEC_EAGAIN;
+        }
+    }
+}
+
+/* Records the attempt's end, retrying while the store is down.  *ret_stale is set
+ * when a newer attempt owns the task. */
+static int finish(struct taskexec__run *r, const struct store_finish *fin, bool once,
+                  bool *ret_stale)
+{
+    struct taskexec *te = r->te;
+    for (int i = 0;; i++) {
+        int rc = te->sops->finish(te->sctx, &r->id, r->task.attempts, fin);
+        if (rc == STORE_OK || rc == STORE_ESTALE || rc == STORE_ENOTFOUND) {
+            *ret_stale = rc != STORE_OK;
+            if (rc != STORE_OK) {
+                log_warn("attempt superseded: a newer attempt owns the task",
+                         LOG_S("task_id", r->id_text), LOG_S("traceparent", r->traceparent),
+                         LOG_I("attempt", r->task.attempts), LOG_S("error", store_strerror(rc)));
+            }
+            return TASKEXEC_OK;
+        }
+        log_warn("finish failed, will retry", LOG_S("task_id", r->id_text),
+                 LOG_S("traceparent", r->traceparent), LOG_S("error", store_strerror(rc)),
+                 LOG_I("try", i + 1));
+        if (once || taskexec__dep_pause(r, i) < 0) {
+            return TASKEXEC_EAGAIN;
+        }
+    }
+}
+
+/* Runs the handler under the task's deadline.  Returns a handler status, with
+ * out->error set for failures (when memory allowed). */
+static int run_handler(struct taskexec__run *r, struct handler_out *out)
+{
+    handler_fn fn = NULL;
+    void *arg = NULL;
+    if (!handler_lookup(r->te->reg, r->task.type, &fn, &arg)) {
+        char msg[MODEL_TYPE_MAX + 32];
+        snprintf(msg, sizeof msg, "unknown task type: %s", r->task.type);
+        out->error = strdup(msg);
+        return HANDLER_PERMANENT;
+    }
+    int timeout = r->task.timeout_ms > 0 ? r->task.timeout_ms : r->te->default_timeout_ms;
+    const char *payload = r->task.payload != NULL ? r->task.payload : "null";
+    struct handler_ctx ctx = {
+        .task_id = r->id_text,
+        .type = r->task.type,
+        .payload = payload,
+        .payload_len = strlen(payload),
+        .attempt = r->task.attempts,
+        .max_attempts = r->task.max_attempts,
+        .deadline_ms = handler_now_ms() + timeout,
+        .canceled = r->cancel,
+    };
+    int st = fn(arg, &ctx, out);
+    if (st != HANDLER_OK && st != HANDLER_RETRY && st != HANDLER_PERMANENT &&
+        st != HANDLER_TIMEOUT) {
+        st = HANDLER_RETRY;
+    }
+    if (st != HANDLER_TIMEOUT && handler_now_ms() > ctx.deadline_ms) {
+        /* the handler contract: a late return is recorded as a timeout */
+        log_warn("handler returned after its deadline", LOG_S("task_id", r->id_text),
+                 LOG_S("traceparent", r->traceparent), LOG_I("timeout_ms", timeout));
+        st = HANDLER_TIMEOUT;
+    }
+    return st;
+}
+
+static enum store_outcome store_outcome_of(int st)
+{
+    switch (st) {
+    case HANDLER_OK:
+        return STORE_OUTCOME_SUCCEEDED;
+    case HANDLER_PERMANENT:
+        return STORE_OUTCOME_PERMANENT;
+    case HANDLER_TIMEOUT:
+        return STORE_OUTCOME_TIMEOUT;
+    default:
+        return STORE_OUTCOME_FAILED;
+    }
+}
+
+/* The handler was interrupted by a drain: record the attempt as failed, make the
+ * row due now, and let the message be delivered again (no retry record). */
+static int hand_back(struct taskexec__run *r)
+{
+    struct store_finish fin = {
+        .status = TASK_RETRYING,
+        .outcome = STORE_OUTCOME_FAILED,
+        .error = "worker shutting down: attempt handed back",
+        .run_at = model_now_us(),
+    };
+    bool stale = false;
+    (void)finish(r, &fin, true, &stale);
+    log_info("task handed back", LOG_S("task_id", r->id_text), LOG_S("traceparent", r->traceparent),
+             LOG_I("attempt", r->task.attempts));
+    return TASKEXEC_EHANDBACK;
+}
+
+/* DEAD: the original message goes to the DLQ first (acknowledged), then the row.
+ * In that order a crash in between leaves the row RUNNING, and its redelivery runs
+ * it again after the lease (a duplicate DLQ record at worst); the other order could
+ * leave a DEAD row with no DLQ record. */
+static int route_dead(struct taskexec__run *r, int st, const char *error,
+                      enum taskexec_outcome *ret_outcome)
+{
+    int rc = taskexec__publish_dlq(r, error);
+    if (rc < 0) {
+        return rc;
+    }
+    struct store_finish fin = {
+        .status = TASK_DEAD, .outcome = store_outcome_of(st), .error = error};
+    bool stale = false;
+    rc = finish(r, &fin, false, &stale);
+    if (rc < 0) {
+        return rc;
+    }
+    log_warn("task dead-lettered", LOG_S("task_id", r->id_text),
+             LOG_S("traceparent", r->traceparent), LOG_S("type", r->task.type),
+             LOG_I("attempts", r->task.attempts), LOG_S("error", error), LOG_B("stale", stale));
+    *ret_outcome = TASKEXEC_DEAD;
+    return TASKEXEC_OK;
+}
+
+/* RETRYING: the row first (so the retry record never races ahead of it), then the
+ * retry record; a crash in between leaves a RETRYING row whose original message is
+ * redelivered and claimed again. */
+static int route_retry(struct taskexec__run *r, int st, const char *error,
+                       enum taskexec_outcome *ret_outcome)
+{
+    int64_t delay_ms = backoff_full_jitter_ms(&r->te->backoff, r->task.attempts, backoff_random());
+    int64_t not_before_ms = taskexec__unix_ms() + delay_ms;
+    struct store_finish fin = {
+        .status = TASK_RETRYING,
+        .outcome = store_outcome_of(st),
+        .error = error,
+        .run_at = model_now_us() + delay_ms * 1000,
+    };
+    bool stale = false;
+    int rc = finish(r, &fin, false, &stale);
+    if (rc < 0) {
+        return rc;
+    }
+    if (stale) {
+        *ret_outcome = TASKEXEC_SKIPPED;
+        return TASKEXEC_OK;
+    }
+    rc = taskexec__publish_retry(r, not_before_ms, error);
+    if (rc < 0) {
+        return rc;
+    }
+    log_info("task will retry", LOG_S("task_id", r->id_text), LOG_S("traceparent", r->traceparent),
+             LOG_S("type", r->task.type), LOG_I("attempt", r->task.attempts),
+             LOG_I("max_attempts", r->task.max_attempts), LOG_I("delay_ms", delay_ms),
+             LOG_S("error", error));
+    *ret_outcome = TASKEXEC_RETRIED;
+    return TASKEXEC_OK;
+}
+
+static int route_success(struct taskexec__run *r, const char *result,
+                         enum taskexec_outcome *ret_outcome)
+{
+    struct store_finish fin = {
+        .status = TASK_SUCCEEDED, .outcome = STORE_OUTCOME_SUCCEEDED, .result = result};
+    bool stale = false;
+    int rc = finish(r, &fin, false, &stale);
+    if (rc < 0) {
+        return rc;
+    }
+    log_info("task succeeded", LOG_S("task_id", r->id_text), LOG_S("traceparent", r->traceparent),
+             LOG_S("type", r->task.type), LOG_I("attempt", r->task.attempts),
+             LOG_B("stale", stale));
+    *ret_outcome = stale ? TASKEXEC_SKIPPED : TASKEXEC_SUCCEEDED;
+    return TASKEXEC_OK;
+}
+
+/* Runs the claimed task and routes its outcome. */
+static int execute(struct taskexec__run *r, enum taskexec_outcome *ret_outcome)
+{
+    struct handler_out out = {NULL, NULL};
+    int st = run_handler(r, &out);
+    int rc;
+    if (st == HANDLER_OK) {
+        rc = route_success(r, out.result, ret_outcome);
+    } else if (canceled(r)) {
+        rc = hand_back(r);
+    } else {
+        char error[ERROR_MAX + 1];
+        snprintf(error, sizeof error, "%s",
+                 out.error != NULL       ? out.error
+                 : st == HANDLER_TIMEOUT ? "timed out"
+                                         : "handler failed");
+        if (st != HANDLER_PERMANENT && r->task.attempts < r->task.max_attempts) {
+            rc = route_retry(r, st, error, ret_outcome);
+        } else {
+            rc = route_dead(r, st, error, ret_outcome);
+        }
+    }
+    free(out.result);
+    free(out.error);
+    return rc;
+}
+
+/* The claim found nothing for us to run. */
+static int not_claimed(struct taskexec__run *r, enum store_claim c,
+                       enum taskexec_outcome *ret_outcome)
+{
+    if (c == STORE_CLAIM_LEASED) {
+        /* RUNNING under a live lease: its owner may be dead, so look again once the
+         * lease can have run out instead of dropping the message */
+        int rc = taskexec__publish_retry(r, taskexec__unix_ms() + r->te->lease_ms, NULL);
+        if (rc < 0) {
+            return rc;
+        }
+        log_info("task leased by another worker; deferred until the lease ends",
+                 LOG_S("task_id", r->id_text), LOG_S("traceparent", r->traceparent),
+                 LOG_I("defer_ms", r->te->lease_ms));
+        *ret_outcome = TASKEXEC_DEFERRED;
+        return TASKEXEC_OK;
+    }
+    log_info(c == STORE_CLAIM_DONE ? "task skipped: already finished or canceled"
+                                   : "task skipped: no such task",
+             LOG_S("task_id", r->id_text), LOG_S("traceparent", r->traceparent));
+    *ret_outcome = TASKEXEC_SKIPPED;
+    return TASKEXEC_OK;
+}
+
+static int malformed(struct taskexec__run *r, const char *why, enum taskexec_outcome *ret_outcome)
+{
+    log_error("message is not a task: dead-lettered as is", LOG_S("traceparent", r->traceparent),
+              LOG_S("topic", r->msg->topic), LOG_I("partition", r->msg->partition),
+              LOG_I("offset", r->msg->offset), LOG_S("error", why));
+    int rc = taskexec__publish_dlq(r, why);
+    if (rc < 0) {
+        return rc;
+    }
+    *ret_outcome = TASKEXEC_MALFORMED;
+    return TASKEXEC_OK;
+}
+
+int taskexec_run(struct taskexec *te, const struct taskexec_msg *msg, atomic_bool *cancel,
+                 enum taskexec_outcome *ret_outcome)
+{
+    if (te == NULL || msg == NULL || ret_outcome == NULL) {
+        return TASKEXEC_EINVAL;
+    }
+    struct taskexec__run r = {.te = te, .msg = msg, .cancel = cancel};
+    trace_from_headers(&r);
+    enum taskexec_outcome outcome = TASKEXEC_SKIPPED;
+    char why[128];
+    int rc = parse_id(&r, why, sizeof why);
+    if (rc == TASKEXEC_EINVAL) {
+        rc = malformed(&r, why, &outcome);
+        goto out;
+    }
+    if (rc < 0) {
+        goto out;
+    }
+    enum store_claim c = STORE_CLAIM_NOT_FOUND;
+    rc = claim(&r, &c);
+    if (rc < 0) {
+        goto out;
+    }
+    rc = r.claimed ? execute(&r, &outcome) : not_claimed(&r, c, &outcome);
+    if (r.claimed) {
+        model_task_release(&r.task);
+    }
+out:
+    if (rc == TASKEXEC_OK) {
+        *ret_outcome = outcome;
+    } else {
+        log_warn("message not finished; it will be delivered again", LOG_S("task_id", r.id_text),
+                 LOG_S("traceparent", r.traceparent), LOG_S("error", taskexec_strerror(rc)));
+    }
+    return rc;
+}

@@ -1,0 +1,112 @@
+/* taskexec — the execute use case for one consumed message.
+ *
+ *   parse the task id → claim (store) → run the handler under its deadline →
+ *   record the outcome (store) → route it: SUCCEEDED; RETRYING + a copy on the
+ *   retry topic with x-attempts / x-not-before; or DEAD + the original message on
+ *   the DLQ topic with x-error, x-attempts, x-first-failure, x-last-failure, x-worker.
+ *
+ * taskexec_run() returns 0 only once everything the message asked for is durable
+ * (the row updated, and any retry/DLQ record acknowledged by the broker): then the
+ * runner may move the partition's offset past it.  A claim that finds the task
+ * RUNNING under another live lease is not skipped: the message is parked on the
+ * retry topic until the lease can have expired, so a worker killed mid-task never
+ * strands its task (see docs/architecture.md).
+ *
+ * No I/O library is called here: the store and the queue come in as ops tables.
+ * Thread-safe: one struct taskexec serves every pool thread.
+ */
+#ifndef DISPATCH_TASKEXEC_H
+#define DISPATCH_TASKEXEC_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "backoff/backoff.h"
+#include "handler/handler.h"
+#include "queue/queue.h"
+#include "store/store.h"
+
+enum taskexec_err {
+    TASKEXEC_OK = 0,
+    TASKEXEC_EAGAIN = -1,    /* a dependency failed and cancel was set: deliver again */
+    TASKEXEC_EHANDBACK = -2, /* canceled (drain): the attempt was handed back, deliver again */
+    TASKEXEC_ENOMEM = -3,
+    TASKEXEC_EINVAL = -4,
+};
+const char *taskexec_strerror(int err);
+
+/* What a successful taskexec_run() did (for logs and metrics). */
+enum taskexec_outcome {
+    TASKEXEC_SUCCEEDED = 0,
+    TASKEXEC_RETRIED,   /* RETRYING, republished to the retry topic */
+    TASKEXEC_DEAD,      /* DEAD, published to the DLQ */
+    TASKEXEC_SKIPPED,   /* already done, unknown row, or a newer attempt owns it */
+    TASKEXEC_DEFERRED,  /* leased elsewhere: parked on the retry topic for later */
+    TASKEXEC_MALFORMED, /* not a task message: published to the DLQ as is */
+};
+const char *taskexec_outcome_name(enum taskexec_outcome o);
+
+/* Wired to store_task_claim / store_task_finish in cmd/worker. */
+struct taskexec_store_ops {
+    int (*claim)(void *ctx, const struct ids_id *id, const char *worker_id, int lease_ms,
+                 struct task *ret_task, enum store_claim *ret_claim);
+    int (*finish)(void *ctx, const struct ids_id *id, int attempt, const struct store_finish *fin);
+};
+
+/* Wired to queue_produce_sync: returns 0 once the broker acknowledged the record. */
+struct taskexec_queue_ops {
+    int (*publish_sync)(void *ctx, const char *topic, const void *key, size_t key_len,
+                        const void *value, size_t len, const struct queue_header *headers,
+                        size_t n_headers);
+};
+
+struct taskexec_config {
+    const char *worker_id;   /* copied */
+    const char *retry_topic; /* copied */
+    const char *dlq_topic;   /* copied */
+    int lease_ms;
+    int default_timeout_ms;        /* for tasks with timeout_ms 0 */
+    struct backoff_policy backoff; /* between attempts of a task */
+    int dep_retry_max_ms;          /* cap of the pause between retries of a failed store or
+                                    * publish call (they are retried until cancel is set) */
+};
+
+/* One consumed message; everything borrowed for the call. */
+struct taskexec_msg {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const void *key;
+    size_t key_len;
+    const void *value;
+    size_t len;
+    const struct queue_header *headers;
+    size_t n_headers;
+};
+
+struct taskexec;
+
+/* The ops tables, their contexts and reg are borrowed and must outlive te. */
+int taskexec_new(const struct taskexec_config *cfg, const struct taskexec_store_ops *store_ops,
+                 void *store_ctx, const struct taskexec_queue_ops *queue_ops, void *queue_ctx,
+                 const struct handler_registry *reg, struct taskexec **ret_te);
+void taskexec_free(struct taskexec *te);
+
+/* Executes one message.  cancel (may be NULL) is set by the runner on drain: the
+ * handler is asked to stop, a failed dependency call stops being retried, and an
+ * interrupted attempt is handed back (row RETRYING, due now; no retry record).
+ * Returns 0 with *ret_outcome set (the offset may advance), or a negative
+ * enum taskexec_err (the message must be delivered again). */
+int taskexec_run(struct taskexec *te, const struct taskexec_msg *msg, atomic_bool *cancel,
+                 enum taskexec_outcome *ret_outcome);
+
+/* Header names used on retry and DLQ records. */
+#define TASKEXEC_H_TRACEPARENT   "traceparent"
+#define TASKEXEC_H_ATTEMPTS      "x-attempts"
+#define TASKEXEC_H_NOT_BEFORE    "x-not-before" /* unix ms, decimal */
+#define TASKEXEC_H_ERROR         "x-error"
+#define TASKEXEC_H_FIRST_FAILURE "x-first-failure" /* unix ms, decimal */
+#define TASKEXEC_H_LAST_FAILURE  "x-last-failure"  /* unix ms, decimal */
+#define TASKEXEC_H_WORKER        "x-worker"
+
+#endif

@@ -1,0 +1,49 @@
+/* taskexec internals shared by taskexec.c (the flow) and route.c (retry/DLQ records). */
+#ifndef DISPATCH_TASKEXEC_INT_H
+#define DISPATCH_TASKEXEC_INT_H
+
+#include <stdbool.h>
+#include "taskexec/taskexec.h"
+
+struct taskexec {
+    char *worker_id;
+    char *retry_topic;
+    char *dlq_topic;
+    int lease_ms;
+    int default_timeout_ms;
+    int dep_retry_max_ms;
+    struct backoff_policy backoff;
+    const struct taskexec_store_ops *sops;
+    void *sctx;
+    const struct taskexec_queue_ops *qops;
+    void *qctx;
+    const struct handler_registry *reg;
+};
+
+/* The state of one taskexec_run(). */
+struct taskexec__run {
+    struct taskexec *te;
+    const struct taskexec_msg *msg;
+    atomic_bool *cancel;
+    struct ids_id id;
+    char id_text[IDS_TEXT_LEN + 1];              /* "" until parsed */
+    char traceparent[MODEL_TRACEPARENT_LEN + 1]; /* "" when none */
+    struct task task;                            /* valid once claimed */
+    bool claimed;
+};
+
+/* Sleeps before retry number i of a failed dependency call; returns -1 at once (no
+ * sleep) or early when cancel is set. */
+int taskexec__dep_pause(const struct taskexec__run *r, int i);
+
+/* Publishes the message to the retry topic, due at not_before_ms (unix ms); error is
+ * the failure that caused it (NULL when deferring a leased task).  Retried until
+ * acknowledged or canceled: 0 or TASKEXEC_EAGAIN. */
+int taskexec__publish_retry(const struct taskexec__run *r, int64_t not_before_ms,
+                            const char *error);
+/* Publishes the original message to the DLQ with the failure headers; same contract. */
+int taskexec__publish_dlq(const struct taskexec__run *r, const char *error);
+
+int64_t taskexec__unix_ms(void);
+
+#endif

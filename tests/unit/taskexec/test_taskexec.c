@@ -1,0 +1,511 @@
+/* Unit tests for internal/taskexec with a fake store and a fake queue: success,
+ * retry (and its fencing), exhaustion, permanent failures, unknown types, skips,
+ * deferral of leased tasks, malformed messages, dependency outages and hand-back. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log/log.h"
+#include "taskexec/taskexec.h"
+
+#define TASK_ID  "01890a5d-ac96-774b-bcce-b302099a8057"
+#define TRACEP   "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+#define MAX_RECS 8
+
+/* --- fakes ------------------------------------------------------------------ */
+
+struct pub {
+    char topic[64];
+    char value[256];
+    char key[64];
+    char hname[16][32];
+    char hval[16][128];
+    size_t nh;
+};
+
+struct fake {
+    /* store */
+    int claim_rcs[4]; /* returned in turn, then STORE_OK */
+    int n_claim_rcs, claims;
+    enum store_claim claim;
+    char type[32];
+    const char *payload;
+    int attempts, max_attempts;
+    int finish_rcs[4];
+    int n_finish_rcs, finishes;
+    struct store_finish fin; /* last one; strings copied below */
+    char fin_error[256], fin_result[256];
+    int fin_attempt;
+    /* queue */
+    int pub_rcs[4];
+    int n_pub_rcs, pub_calls;
+    struct pub pubs[MAX_RECS];
+    size_t n_pubs;
+    /* call order: 'c'laim, 'f'inish, 'p'ublish */
+    char seq[32];
+    size_t n_seq;
+    /* the run */
+    struct handler_registry *reg;
+    struct taskexec *te;
+    atomic_bool cancel;
+};
+
+static void note(struct fake *f, char c)
+{
+    if (f->n_seq + 1 < sizeof f->seq) {
+        f->seq[f->n_seq++] = c;
+    }
+}
+
+static int fake_claim(void *ctx, const struct ids_id *id, const char *worker_id, int lease_ms,
+                      struct task *ret_task, enum store_claim *ret_claim)
+{
+    struct fake *f = ctx;
+    (void)worker_id;
+    (void)lease_ms;
+    note(f, 'c');
+    int i = f->claims++;
+    if (i < f->n_claim_rcs && f->claim_rcs[i] != STORE_OK) {
+        return f->claim_rcs[i];
+    }
+    *ret_claim = f->claim;
+    if (f->claim == STORE_CLAIMED) {
+        struct task t;
+        memset(&t, 0, sizeof t);
+        t.id = *id;
+        snprintf(t.type, sizeof t.type, "%s", f->type);
+        t.status = TASK_RUNNING;
+        t.attempts = f->attempts;
+        t.max_attempts = f->max_attempts;
+        t.payload = strdup(f->payload);
+        assert_non_null(t.payload);
+        *ret_task = t;
+    }
+    return STORE_OK;
+}
+
+static int fake_finish(void *ctx, const struct ids_id *id, int attempt,
+                       const struct store_finish *fin)
+{
+    struct fake *f = ctx;
+    (void)id;
+    note(f, 'f');
+    int i = f->finishes++;
+    f->fin = *fin;
+    f->fin_attempt = attempt;
+    snprintf(f->fin_error, sizeof f->fin_error, "%s", fin->error ? fin->error : "");
+    snprintf(f->fin_result, sizeof f->fin_result, "%s", fin->result ? fin->result : "");
+    return i < f->n_finish_rcs ? f->finish_rcs[i] : STORE_OK;
+}
+
+static int fake_publish(void *ctx, const char *topic, const void *key, size_t key_len,
+                        const void *value, size_t len, const struct queue_header *headers,
+                        size_t n_headers)
+{
+    struct fake *f = ctx;
+    note(f, 'p');
+    int i = f->pub_calls++;
+    if (i < f->n_pub_rcs && f->pub_rcs[i] != 0) {
+        return f->pub_rcs[i];
+    }
+    assert_true(f->n_pubs < MAX_RECS);
+    struct pub *p = &f->pubs[f->n_pubs++];
+    snprintf(p->topic, sizeof p->topic, "%s", topic);
+    snprintf(p->value, sizeof p->value, "%.*s", (int)len, (const char *)value);
+    snprintf(p->key, sizeof p->key, "%.*s", (int)key_len, key ? (const char *)key : "");
+    assert_true(n_headers <= 16);
+    for (size_t h = 0; h < n_headers; h++) {
+        snprintf(p->hname[h], sizeof p->hname[h], "%s", headers[h].name);
+        snprintf(p->hval[h], sizeof p->hval[h], "%.*s", (int)headers[h].len,
+                 (const char *)headers[h].value);
+    }
+    p->nh = n_headers;
+    return 0;
+}
+
+static const struct taskexec_store_ops store_ops = {fake_claim, fake_finish};
+static const struct taskexec_queue_ops queue_ops = {fake_publish};
+
+static const char *hdr(const struct pub *p, const char *name)
+{
+    const char *v = NULL;
+    for (size_t i = 0; i < p->nh; i++) {
+        if (strcmp(p->hname[i], name) == 0) {
+            v = p->hval[i];
+        }
+    }
+    return v;
+}
+
+static int count_hdr(const struct pub *p, const char *name)
+{
+    int n = 0;
+    for (size_t i = 0; i < p->nh; i++) {
+        n += strcmp(p->hname[i], name) == 0;
+    }
+    return n;
+}
+
+static long long now_unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int setup(void **state)
+{
+    struct fake *f = calloc(1, sizeof *f);
+    if (f == NULL || handler_registry_new(&f->reg) < 0 || handler_register_builtins(f->reg) < 0) {
+        return -1;
+    }
+    f->claim = STORE_CLAIMED;
+    snprintf(f->type, sizeof f->type, "noop");
+    f->payload = "{}";
+    f->attempts = 1;
+    f->max_attempts = 3;
+    atomic_init(&f->cancel, false);
+    struct taskexec_config cfg = {
+        .worker_id = "w-1",
+        .retry_topic = "t.retry",
+        .dlq_topic = "t.dlq",
+        .lease_ms = 30000,
+        .default_timeout_ms = 2000,
+        .backoff = {.base_ms = 1000, .cap_ms = 60000},
+        .dep_retry_max_ms = 20,
+    };
+    if (taskexec_new(&cfg, &store_ops, f, &queue_ops, f, f->reg, &f->te) < 0) {
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fake *f = *state;
+    taskexec_free(f->te);
+    handler_registry_free(f->reg);
+    free(f);
+    return 0;
+}
+
+/* Runs one message with the given value and a traceparent + custom header. */
+static int run_value(struct fake *f, const char *value, enum taskexec_outcome *out)
+{
+    struct queue_header headers[] = {
+        {"traceparent", TRACEP, strlen(TRACEP)},
+        {"x-custom", "keep-me", 7},
+        {"x-first-failure", "1700000000000", 13},
+    };
+    struct taskexec_msg m = {
+        .topic = "t",
+        .partition = 0,
+        .offset = 7,
+        .key = "k1",
+        .key_len = 2,
+        .value = value,
+        .len = strlen(value),
+        .headers = headers,
+        .n_headers = sizeof headers / sizeof headers[0],
+    };
+    return taskexec_run(f->te, &m, &f->cancel, out);
+}
+
+static int run_task(struct fake *f, enum taskexec_outcome *out)
+{
+    return run_value(f, "{\"id\":\"" TASK_ID "\",\"type\":\"x\",\"payload\":{}}", out);
+}
+
+/* --- tests -------------------------------------------------------------------- */
+
+static void test_success(void **state)
+{
+    struct fake *f = *state;
+    snprintf(f->type, sizeof f->type, "echo");
+    f->payload = "{\"hello\":\"world\"}";
+    enum taskexec_outcome out = TASKEXEC_DEAD;
+    assert_int_equal(run_task(f, &out), 0);
+    assert_int_equal(out, TASKEXEC_SUCCEEDED);
+    assert_string_equal(f->seq, "cf");
+    assert_int_equal(f->fin.status, TASK_SUCCEEDED);
+    assert_int_equal(f->fin.outcome, STORE_OUTCOME_SUCCEEDED);
+    assert_int_equal(f->fin_attempt, 1);
+    assert_string_equal(f->fin_result, "{\"hello\":\"world\"}");
+    assert_int_equal(f->n_pubs, 0);
+}
+
+static void test_success_stale(void **state)
+{
+    struct fake *f = *state;
+    f->finish_rcs[0] = STORE_ESTALE;
+    f->n_finish_rcs = 1;
+    enum taskexec_outcome out = TASKEXEC_DEAD;
+    assert_int_equal(run_task(f, &out), 0);
+    assert_int_equal(out, TASKEXEC_SKIPPED);
+    assert_int_equal(f->finishes, 1); /* a fenced-out update is not retried */
+}
+
+static void test_retry(void **state)
+{
+    struct fake *f = *state;
+    snprintf(f->type, sizeof f->type, "fail");
+    f->payload = "{\"times\":5}";
+    f->attempts = 2;
+    f->max_attempts = 3;
+    long long before = now_unix_ms();
+    enum taskexec_outcome out = TASKEXEC_DEAD;
+    assert_int_equal(run_task(f, &out), 0);
+    long long after = now_unix_ms();
+    assert_int_equal(out, TASKEXEC_RETRIED);
+    assert_string_equal(f->seq, "cfp"); /* the row first, then the retry record */
+    assert_int_equal(f->fin.status, TASK_RETRYING);
+    assert_int_equal(f->fin.outcome, STORE_OUTCOME_FAILED);
+    assert_non_null(strstr(f->fin_error, "injected failure"));
+    assert_true(f->fin.run_at >= before * 1000);
+    assert_true(f->fin.run_at <= (after + 2000) * 1000 + 1000); /* ceiling of retry 2: 2 s */
+    assert_int_equal(f->n_pubs, 1);
+    const struct pub *p = &f->pubs[0];
+    assert_string_equal(p->topic, "t.retry");
+    assert_string_equal(p->key, "k1");
+    assert_non_null(strstr(p->value, TASK_ID));
+    assert_string_equal(hdr(p, "traceparent"), TRACEP);
+    assert_string_equal(hdr(p, "x-custom"), "keep-me");
+    assert_string_equal(hdr(p, "x-attempts"), "2");
+    long long nb = strtoll(hdr(p, "x-not-before"), NULL, 10);
+    assert_true(nb >= before && nb <= after + 2000);
+    assert_string_equal(hdr(p, "x-first-failure"), "1700000000000");
+    assert_int_equal(count_hdr(p, "x-first-failure"), 1);
+    assert_non_null(hdr(p, "x-error"));
+}
+
+static void test_retry_fenced(void **state)
+{
+    struct fake *f = *state;
+    snprintf(f->type, sizeof f->type, "fail");
+    f->finish_rcs[0] = STORE_ESTALE;
+    f->n_finish_rcs = 1;
+    enum taskexec_outcome out = TASKEXEC_DEAD;
+    assert_int_equal(run_task(f, &out), 0);
+    assert_int_equal(out, TASKEXEC_SKIPPED);
+    assert_string_equal(f->seq, "cf"); /* no retry record for a superseded attempt */
+    assert_int_equal(f->n_pubs, 0);
+}
+
+static void check_dlq(const struct fake *f, const char *error_part)
+{
+    assert_string_equal(f->seq, "cpf"); /* the DLQ record first, then the row */
+    assert_int_equal(f->fin.status, TASK_DEAD);
+    assert_non_null(strstr(f->fin_error, error_part));
+    assert_int_equal(f->n_pubs, 1);
+    const struct pub *p = &f->pubs[0];
+    assert_string_equal(p->topic, "t.dlq");
+    assert_non_null(strstr(p->value, TASK_ID));
+    assert_non_null(strstr(hdr(p, "x-error"), error_part));
+    assert_string_equal(hdr(p, "x-first-failure"), "1700000000000");
+    assert_non_null(hdr(p, "x-last-failure"));
+    assert_string_equal(hdr(p, "x-worker"), "w-1");
+    assert_string_equal(hdr(p, "traceparent"), TRACEP);
+    assert_int_equal(count_hdr(p, "x-first-failure"), 1);
+}
+
+static void test_exhausted(void **state)
+{
+    struct fake *f = *state;
+    snprintf(f->type, sizeof f->type, "fail");
+    f->attempts = 3;
+    f->max_attempts = 3;
+    enum taskexec_outcome out = TASKEXEC_SUCCEEDED;
+    assert_int_equal(run_task(f, &out), 0);
+    assert_int_equal(out, TASKEXEC_DEAD);
+    check_dlq(f, "injected failure");
+    assert_int_equal(f->fin.outcome, STORE_OUTCOME_FAILED);
+    assert_string_equal(hdr(&f->pubs[0], "x-attempts"), "3");
+}
+
+static void test_permanent(void **state)
+{
+    struct fake *f = *state;
+    snprintf(f->type, sizeof f->type, "fail");
+    f->payload = "{\"times\":1,\"permanent\":true}";
+    enum taskexec_outcome out = TASKEXEC_SUCCEEDED;
+    assert_int_equal(run_task(f, &out), 0);
+    assert_int_equal(out, TASKEXEC_DEAD);
+    check_dlq(f, "injected failure");
+    assert_int_equal(f->fin.outcome, STORE_OUTCOME_PERMANENT);
+    assert_string_equal(hdr(&f->pubs[0], "x-attempts"), "1");
+}
+
+static void test_unknown_type(void **state)
+{
+    struct fake *f = *state;
+    snprintf(f->type, sizeof f->type, "no.such-type");
+    enum taskexec_outcome out = TASKEXEC_SUCCEEDED;
+    assert_int_equal(run_task(f, &out), 0);
+    assert_int_equal(out, TASKEXEC_DEAD);
+    check_dlq(f, "unknown task type: no.such-type");
+    assert_int_equal(f->fin.outcome, STORE_OUTCOME_PERMANENT);
+}
+
+static void test_timeout_retries(void **state)
+{
+    struct fake *f = *state;
+    snprintf(f->type, sizeof f->type, "sleep");
+    f->payload = "{\"ms\":60000}"; /* default timeout in setup: 2 s */
+    enum taskexec_outcome out = TASKEXEC_DEAD;
+    assert_int_equal(run_task(f, &out), 0);
+    assert_int_equal(out, TASKEXEC_RETRIED);
+    assert_int_equal(f->fin.outcome, STORE_OUTCOME_TIMEOUT);
+}
+
+static void test_skips(void **state)
+{
+    struct fake *f = *state;
+    enum store_claim cases[] = {STORE_CLAIM_DONE, STORE_CLAIM_NOT_FOUND};
+    for (size_t i = 0; i < 2; i++) {
+        f->claim = cases[i];
+        f->n_seq = 0;
+        memset(f->seq, 0, sizeof f->seq);
+        enum taskexec_outcome out = TASKEXEC_DEAD;
+        assert_int_equal(run_task(f, &out), 0);
+        assert_int_equal(out, TASKEXEC_SKIPPED);
+        assert_string_equal(f->seq, "c");
+    }
+    assert_int_equal(f->n_pubs, 0);
+}
+
+static void test_leased_deferred(void **state)
+{
+    struct fake *f = *state;
+    f->claim = STORE_CLAIM_LEASED;
+    long long before = now_unix_ms();
+    enum taskexec_outcome out = TASKEXEC_DEAD;
+    assert_int_equal(run_task(f, &out), 0);
+    assert_int_equal(out, TASKEXEC_DEFERRED);
+    assert_string_equal(f->seq, "cp");
+    const struct pub *p = &f->pubs[0];
+    assert_string_equal(p->topic, "t.retry");
+    long long nb = strtoll(hdr(p, "x-not-before"), NULL, 10);
+    assert_true(nb >= before + 30000 && nb <= now_unix_ms() + 30000);
+    assert_null(hdr(p, "x-attempts")); /* not a failure: no attempt recorded */
+    assert_string_equal(hdr(p, "x-first-failure"), "1700000000000"); /* history kept */
+}
+
+static void test_malformed(void **state)
+{
+    struct fake *f = *state;
+    const char *bad[] = {"not json", "{\"id\":42}", "{\"id\":\"nope\"}", "[]",
+                         "{\"type\":\"noop\"}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        enum taskexec_outcome out = TASKEXEC_DEAD;
+        assert_int_equal(run_value(f, bad[i], &out), 0);
+        assert_int_equal(out, TASKEXEC_MALFORMED);
+    }
+    assert_int_equal(f->claims, 0);
+    assert_int_equal(f->n_pubs, 5);
+    assert_string_equal(f->pubs[0].topic, "t.dlq");
+    assert_string_equal(f->pubs[0].value, "not json");
+    assert_non_null(strstr(hdr(&f->pubs[0], "x-error"), "malformed"));
+    assert_string_equal(hdr(&f->pubs[0], "x-attempts"), "0");
+}
+
+static void test_store_outage_recovers(void **state)
+{
+    struct fake *f = *state;
+    f->claim_rcs[0] = STORE_EDB;
+    f->claim_rcs[1] = STORE_EDB;
+    f->n_claim_rcs = 2;
+    f->finish_rcs[0] = STORE_EDB;
+    f->n_finish_rcs = 1;
+    enum taskexec_outcome out = TASKEXEC_DEAD;
+    assert_int_equal(run_task(f, &out), 0);
+    assert_int_equal(out, TASKEXEC_SUCCEEDED);
+    assert_string_equal(f->seq, "cccff");
+}
+
+static void test_outage_with_cancel_gives_up(void **state)
+{
+    struct fake *f = *state;
+    for (int i = 0; i < 4; i++) {
+        f->claim_rcs[i] = STORE_EDB;
+    }
+    f->n_claim_rcs = 4;
+    atomic_store(&f->cancel, true);
+    enum taskexec_outcome out = TASKEXEC_DEAD;
+    assert_int_equal(run_task(f, &out), TASKEXEC_EAGAIN);
+    assert_int_equal(out, TASKEXEC_DEAD); /* untouched */
+    assert_int_equal(f->claims, 1);
+}
+
+static void test_publish_outage(void **state)
+{
+    struct fake *f = *state;
+    snprintf(f->type, sizeof f->type, "fail");
+    f->attempts = 3;
+    f->pub_rcs[0] = QUEUE_ETIMEDOUT;
+    f->pub_rcs[1] = QUEUE_EKAFKA;
+    f->n_pub_rcs = 2;
+    enum taskexec_outcome out = TASKEXEC_SUCCEEDED;
+    assert_int_equal(run_task(f, &out), 0);
+    assert_int_equal(out, TASKEXEC_DEAD);
+    assert_string_equal(f->seq, "cpppf"); /* the row waits for the broker's ack */
+}
+
+static void test_hand_back(void **state)
+{
+    struct fake *f = *state;
+    snprintf(f->type, sizeof f->type, "sleep");
+    f->payload = "{\"ms\":60000}";
+    atomic_store(&f->cancel, true);
+    enum taskexec_outcome out = TASKEXEC_DEAD;
+    assert_int_equal(run_task(f, &out), TASKEXEC_EHANDBACK);
+    assert_string_equal(f->seq, "cf");
+    assert_int_equal(f->fin.status, TASK_RETRYING);
+    assert_int_equal(f->n_pubs, 0);
+}
+
+static void test_new_rejects(void **state)
+{
+    struct fake *f = *state;
+    struct taskexec *te = NULL;
+    struct taskexec_config cfg = {.lease_ms = 0};
+    assert_int_equal(taskexec_new(&cfg, &store_ops, f, &queue_ops, f, f->reg, &te),
+                     TASKEXEC_EINVAL);
+    assert_null(te);
+    taskexec_free(NULL);
+    assert_string_equal(taskexec_outcome_name(TASKEXEC_DEFERRED), "deferred");
+    assert_non_null(taskexec_strerror(TASKEXEC_EAGAIN));
+}
+
+int main(void)
+{
+    log_init(LOG_LEVEL_ERROR + 1, "test");
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_success),
+        T(test_success_stale),
+        T(test_retry),
+        T(test_retry_fenced),
+        T(test_exhausted),
+        T(test_permanent),
+        T(test_unknown_type),
+        T(test_timeout_retries),
+        T(test_skips),
+        T(test_leased_deferred),
+        T(test_malformed),
+        T(test_store_outage_recovers),
+        T(test_outage_with_cancel_gives_up),
+        T(test_publish_outage),
+        T(test_hand_back),
+        T(test_new_rejects),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
