@@ -15,9 +15,6 @@
 #include "taskexec/taskexec.h"
 
 /* Until config grows worker_backoff_* and worker_task_timeout_ms options. */
-#define BACKOFF_BASE_MS  1000
-#define BACKOFF_CAP_MS   300000
-#define TASK_TIMEOUT_MS  30000
 #define READY_TIMEOUT_MS 5000
 #define DEP_RETRY_MAX_MS 5000
 
@@ -120,8 +117,8 @@ static int build_worker(struct worker *w)
         .retry_topic = c->kafka_retry_topic,
         .dlq_topic = c->kafka_dlq_topic,
         .lease_ms = c->worker_lease_ms,
-        .default_timeout_ms = TASK_TIMEOUT_MS,
-        .backoff = {.base_ms = BACKOFF_BASE_MS, .cap_ms = BACKOFF_CAP_MS},
+        .default_timeout_ms = c->worker_task_timeout_ms,
+        .backoff = {.base_ms = c->worker_backoff_base_ms, .cap_ms = c->worker_backoff_cap_ms},
         .dep_retry_max_ms = DEP_RETRY_MAX_MS,
     };
     int rc =
@@ -140,6 +137,7 @@ static int build_worker(struct worker *w)
         .queue_size = c->worker_queue_size,
         .grace_ms = c->worker_grace_ms,
         .revoke_wait_ms = c->worker_grace_ms,
+        .session_timeout_ms = c->kafka_session_timeout_ms,
     };
     rc = runner_new(&rcfg, w->exec, &w->runner);
     if (rc < 0) {

@@ -60,7 +60,7 @@ struct config {
     char *kafka_dlq_topic;
     char *kafka_group;
     int kafka_linger_ms;
-    int kafka_partitions; /* used by `dispatchctl topics create` */
+    int kafka_partitions;   /* used by `dispatchctl topics create` */
     int publish_timeout_ms; /* how long POST /tasks waits for the broker's ack */
 
     /* submit pipeline */
@@ -75,6 +75,10 @@ struct config {
     char *worker_id;        /* empty: <hostname>-<pid> */
     int worker_lease_ms;
     int worker_grace_ms; /* SIGTERM drain grace period */
+    int worker_task_timeout_ms;
+    int worker_backoff_base_ms;
+    int worker_backoff_cap_ms;
+    int kafka_session_timeout_ms;
 
     /* auth and idempotency (producer) */
     char *jwt_secret; /* secret, >= 32 bytes */

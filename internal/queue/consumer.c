@@ -133,8 +133,9 @@ static int build_conf(const struct queue_consumer_config *cfg, struct queue_cons
     if (conf == NULL) {
         return QUEUE_ENOMEM;
     }
-    char poll_ms[16];
+    char poll_ms[16], session_ms[16];
     snprintf(poll_ms, sizeof poll_ms, "%d", cfg->max_poll_interval_ms);
+    snprintf(session_ms, sizeof session_ms, "%d", cfg->session_timeout_ms);
     if (queue__conf_set(conf, "bootstrap.servers", cfg->brokers) < 0 ||
         queue__conf_set(conf, "group.id", cfg->group) < 0 ||
         (cfg->client_id != NULL && queue__conf_set(conf, "client.id", cfg->client_id) < 0) ||
@@ -144,7 +145,9 @@ static int build_conf(const struct queue_consumer_config *cfg, struct queue_cons
         queue__conf_set(conf, "enable.partition.eof", "false") < 0 ||
         queue__conf_set(conf, "fetch.wait.max.ms", "50") < 0 ||
         (cfg->max_poll_interval_ms > 0 &&
-         queue__conf_set(conf, "max.poll.interval.ms", poll_ms) < 0)) {
+         queue__conf_set(conf, "max.poll.interval.ms", poll_ms) < 0) ||
+        (cfg->session_timeout_ms > 0 &&
+         queue__conf_set(conf, "session.timeout.ms", session_ms) < 0)) {
         rd_kafka_conf_destroy(conf);
         return QUEUE_EKAFKA;
     }

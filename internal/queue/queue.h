@@ -75,6 +75,7 @@ struct queue_consumer_config {
     const char *const *topics;
     size_t n_topics;
     int max_poll_interval_ms; /* 0: librdkafka's default */
+    int session_timeout_ms;   /* 0: librdkafka's default (45 s) */
 };
 
 struct queue_message {

@@ -111,6 +111,7 @@ int runner_new(const struct runner_config *cfg, struct taskexec *te, struct runn
     r->grace_ms = cfg->grace_ms > 0 ? cfg->grace_ms : 0;
     r->revoke_wait_ms = cfg->revoke_wait_ms > 0 ? cfg->revoke_wait_ms : 0;
     r->max_poll_interval_ms = cfg->max_poll_interval_ms;
+    r->session_timeout_ms = cfg->session_timeout_ms;
     r->te = te;
     *ret_r = r;
     return RUNNER_OK;
@@ -359,6 +360,7 @@ static int start(struct runner *r)
         .topics = topics,
         .n_topics = r->retry_topic != NULL ? 2 : 1,
         .max_poll_interval_ms = r->max_poll_interval_ms,
+        .session_timeout_ms = r->session_timeout_ms,
     };
     int rc = runner__pool_start(r);
     if (rc < 0) {

@@ -54,6 +54,7 @@ struct runner_config {
     int grace_ms;             /* stop: how long in-flight work may take to finish */
     int revoke_wait_ms;       /* rebalance: how long to wait for in-flight work */
     int max_poll_interval_ms; /* 0: librdkafka's default */
+    int session_timeout_ms;   /* 0: librdkafka's default */
 };
 
 struct runner;

@@ -41,6 +41,7 @@ struct runner {
     /* configuration */
     char *brokers, *group, *client_id, *tasks_topic, *retry_topic;
     int concurrency, queue_size, grace_ms, revoke_wait_ms, max_poll_interval_ms;
+    int session_timeout_ms;
     struct taskexec *te;
     struct queue_consumer *qc;
 

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <mysqld_error.h>
 
 #include "log/log.h"
@@ -28,7 +29,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_TASK_GET] = "SELECT " STORE__TASK_COLUMNS " FROM tasks WHERE id = ?",
     [STMT_TASK_CLAIM] =
         "UPDATE tasks SET status = 'RUNNING', attempts = attempts + 1, worker_id = ?, "
-        "lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, started_at = UTC_TIMESTAMP(6), "
+        "lease_until = UTC_TIMESTAMP(6) + INTERVAL GREATEST(?, IFNULL(timeout_ms * 1000 + "
+        "5000000, 0)) MICROSECOND, started_at = UTC_TIMESTAMP(6), "
         "updated_at = UTC_TIMESTAMP(6) WHERE id = ? AND (status IN ('PENDING', 'QUEUED', "
         "'RETRYING') OR (status = 'RUNNING' AND lease_until < UTC_TIMESTAMP(6)))",
     [STMT_TASK_STATUS] = "SELECT status FROM tasks WHERE id = ?",
@@ -104,6 +106,10 @@ MYSQL *store__connect(const struct store_config *cfg, bool multi_statements)
     mysql_optionsv(db, MYSQL_OPT_WRITE_TIMEOUT, &io_s);
     mysql_optionsv(db, MYSQL_SET_CHARSET_NAME, "utf8mb4");
     mysql_optionsv(db, MYSQL_INIT_COMMAND, "SET time_zone = '+00:00'");
+    /* every transition is a guarded UPDATE, so READ COMMITTED is enough, and it
+     * spares the next-key locks that make concurrent claims deadlock */
+    mysql_optionsv(db, MYSQL_INIT_COMMAND,
+                   "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
     if (!mysql_real_connect(db, cfg->host, cfg->user, cfg->password, cfg->database,
                             (unsigned)cfg->port, NULL, flags)) {
         log_error("mysql connect failed", LOG_S("host", cfg->host), LOG_I("port", cfg->port),
@@ -236,11 +242,24 @@ MYSQL_STMT *store__stmt(struct store__conn *c, enum store__stmt which)
     return st;
 }
 
+static int classify_errno(unsigned err, const char *what, const char *msg)
+{
+    if (err == ER_DUP_ENTRY)
+        return STORE_EDUP;
+    if (err == ER_LOCK_DEADLOCK || err == ER_LOCK_WAIT_TIMEOUT) {
+        log_debug("mysql transaction to be retried", LOG_S("op", what), LOG_I("errno", err),
+                  LOG_S("error", msg));
+        return STORE__ERETRY;
+    }
+    return 0;
+}
+
 int store__stmt_error(MYSQL_STMT *st, const char *what)
 {
     unsigned err = mysql_stmt_errno(st);
-    if (err == ER_DUP_ENTRY)
-        return STORE_EDUP;
+    int rc = classify_errno(err, what, mysql_stmt_error(st));
+    if (rc != 0)
+        return rc;
     log_error("mysql statement failed", LOG_S("op", what), LOG_I("errno", err),
               LOG_S("error", mysql_stmt_error(st)));
     return STORE_EDB;
@@ -249,8 +268,9 @@ int store__stmt_error(MYSQL_STMT *st, const char *what)
 int store__db_error(MYSQL *db, const char *what)
 {
     unsigned err = mysql_errno(db);
-    if (err == ER_DUP_ENTRY)
-        return STORE_EDUP;
+    int rc = classify_errno(err, what, mysql_error(db));
+    if (rc != 0)
+        return rc;
     log_error("mysql query failed", LOG_S("op", what), LOG_I("errno", err),
               LOG_S("error", mysql_error(db)));
     return STORE_EDB;
@@ -264,19 +284,33 @@ int store__exec(MYSQL *db, const char *sql)
 }
 
 /* Runs fn inside BEGIN … COMMIT on one pooled connection; ROLLBACK on failure. */
+enum { TX_TRIES = 5 };
+
 int store__in_tx(struct store *s, int (*fn)(struct store__conn *, void *), void *arg)
 {
     struct store__conn *c = store__acquire(s);
-    int rc;
+    int rc = STORE__ERETRY;
     if (!c)
         return STORE_EDB;
-    rc = store__exec(c->db, "START TRANSACTION");
-    if (rc == STORE_OK)
-        rc = fn(c, arg);
-    if (rc == STORE_OK)
-        rc = store__exec(c->db, "COMMIT");
-    else if (rc != STORE_EDB)
-        rc = store__exec(c->db, "ROLLBACK") == STORE_OK ? rc : STORE_EDB;
+    for (int attempt = 0; rc == STORE__ERETRY && attempt < TX_TRIES; attempt++) {
+        if (attempt > 0) {
+            /* two transactions that deadlocked once will again if they rerun in
+             * step: a short random pause lets one of them through first */
+            struct timespec ts = {0, (long)(1 + (unsigned)rand() % (2u << attempt)) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        rc = store__exec(c->db, "START TRANSACTION");
+        if (rc == STORE_OK)
+            rc = fn(c, arg);
+        if (rc == STORE_OK)
+            rc = store__exec(c->db, "COMMIT");
+        else if (rc != STORE_EDB && store__exec(c->db, "ROLLBACK") != STORE_OK)
+            rc = STORE_EDB;
+    }
+    if (rc == STORE__ERETRY) {
+        log_warn("mysql transaction kept deadlocking", LOG_I("tries", TX_TRIES), LOG_NONE);
+        rc = STORE_EDB;
+    }
     store__release(s, c, rc == STORE_EDB);
     return rc;
 }

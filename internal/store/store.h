@@ -69,7 +69,8 @@ enum store_claim {
 };
 
 /* Claims a task for one attempt: sets RUNNING, attempts+1, lease_until = now +
- * lease_ms, worker_id, started_at, and records the attempt in task_attempts
+ * the larger of lease_ms and the task's own timeout_ms + 5 s when it has one (so
+ * a task cannot lose its lease while still inside its deadline), worker_id, started_at, and records the attempt in task_attempts
  * (outcome 'running'), in one transaction.  On STORE_CLAIMED, *ret_task is filled
  * (caller releases it); otherwise it is untouched. */
 int store_task_claim(struct store *s, const struct ids_id *id, const char *worker_id, int lease_ms,
@@ -103,8 +104,8 @@ int store_user_insert(struct store *s, const struct ids_id *id, const char *emai
                       const char *password_hash, int64_t created_at);
 /* Looks a user up by email (exact, callers normalise); hash is copied into
  * ret_hash (size bytes). STORE_ENOTFOUND when there is none. */
-int store_user_by_email(struct store *s, const char *email, struct ids_id *ret_id,
-                        char *ret_hash, size_t size);
+int store_user_by_email(struct store *s, const char *email, struct ids_id *ret_id, char *ret_hash,
+                        size_t size);
 
 /* Migrations (golang-migrate layout: NNNN_name.up.sql / .down.sql, table
  * schema_migrations(version, dirty)).  Each runs on its own connection with

@@ -37,15 +37,22 @@ MYSQL_STMT *store__stmt(struct store__conn *c, enum store__stmt which);
 /* Opens one session (utf8mb4, UTC, timeouts); NULL on failure (logged). */
 MYSQL *store__connect(const struct store_config *cfg, bool multi_statements);
 
+/* A deadlock or lock-wait timeout: the transaction was rolled back and is worth
+ * running again.  Never leaves the module: store__in_tx retries, then says EDB. */
+#define STORE__ERETRY (-100)
+
 /* Logs a statement failure once, at the boundary; returns STORE_EDUP for a unique
- * violation (1062), STORE_EDB otherwise. */
+ * violation (1062), STORE__ERETRY for a deadlock (1213) or lock wait timeout (1205),
+ * STORE_EDB otherwise. */
 int store__stmt_error(MYSQL_STMT *st, const char *what);
 int store__db_error(MYSQL *db, const char *what);
 /* Runs a plain statement (BEGIN/COMMIT/ROLLBACK). */
 int store__exec(MYSQL *db, const char *sql);
 
 /* Runs fn(conn, arg) inside START TRANSACTION … COMMIT on one pooled connection,
- * with ROLLBACK when fn fails; returns fn's result (or STORE_EDB). */
+ * with ROLLBACK when fn fails; returns fn's result (or STORE_EDB).  fn is run again
+ * (a few times, after a short random pause) when it fails with STORE__ERETRY, so it
+ * must write its outputs only once it has succeeded. */
 int store__in_tx(struct store *s, int (*fn)(struct store__conn *, void *), void *arg);
 
 /* Executes a statement whose only parameter is one task id. */

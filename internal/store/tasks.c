@@ -191,32 +191,34 @@ int store_task_insert_batch(struct store *s, const struct task *const *tasks, si
     return store__in_tx(s, insert_fn, &a);
 }
 
+struct mark_args {
+    const struct ids_id *ids;
+    size_t n;
+};
+
+static int mark_fn(struct store__conn *c, void *arg)
+{
+    const struct mark_args *a = arg;
+    MYSQL_STMT *st = store__stmt(c, STMT_TASK_MARK_QUEUED);
+    struct bulk b = {.n = a->n};
+    int rc = STORE_ENOMEM;
+    if (!st)
+        return STORE_EDB;
+    if (bulk_col_init(&b, 0, MYSQL_TYPE_BLOB) == 0) {
+        for (size_t r = 0; r < a->n; r++)
+            bulk_str(&b, 0, r, a->ids[r].b, 16);
+        rc = bulk_execute(st, &b, "task mark queued");
+    }
+    bulk_free(&b, 1);
+    return rc;
+}
+
 int store_task_mark_queued(struct store *s, const struct ids_id *ids, size_t n)
 {
-    struct store__conn *c;
-    MYSQL_STMT *st;
-    struct bulk b = {.n = n};
-    int rc = STORE_ENOMEM;
+    struct mark_args a = {ids, n};
     if (n == 0)
         return STORE_OK;
-    c = store__acquire(s);
-    if (!c)
-        return STORE_EDB;
-    st = store__stmt(c, STMT_TASK_MARK_QUEUED);
-    if (!st) {
-        rc = STORE_EDB;
-        goto out_release;
-    }
-    if (bulk_col_init(&b, 0, MYSQL_TYPE_BLOB) < 0)
-        goto out_free;
-    for (size_t r = 0; r < n; r++)
-        bulk_str(&b, 0, r, ids[r].b, 16);
-    rc = bulk_execute(st, &b, "task mark queued");
-out_free:
-    bulk_free(&b, 1);
-out_release:
-    store__release(s, c, rc == STORE_EDB);
-    return rc;
+    return store__in_tx(s, mark_fn, &a);
 }
 
 /* --- reading a task row --------------------------------------------------- */

@@ -199,6 +199,24 @@ static void test_expired_lease_is_claimed_again(void **state)
     model_task_release(&a);
 }
 
+static void test_lease_covers_the_task_timeout(void **state)
+{
+    struct task a, got;
+    const struct task *batch[1] = {&a};
+    enum store_claim claim;
+    (void)state;
+    new_task(&a, "sleep", "{}");
+    a.timeout_ms = 60000;
+    assert_int_equal(store_task_insert_batch(store, batch, 1), STORE_OK);
+    /* lease_ms 0, but the task may run for a minute: nobody else may take it */
+    assert_int_equal(store_task_claim(store, &a.id, "w1", 0, &got, &claim), STORE_OK);
+    assert_int_equal(claim, STORE_CLAIMED);
+    model_task_release(&got);
+    assert_int_equal(store_task_claim(store, &a.id, "w2", 30000, &got, &claim), STORE_OK);
+    assert_int_equal(claim, STORE_CLAIM_LEASED);
+    model_task_release(&a);
+}
+
 static void test_claim_unknown(void **state)
 {
     struct ids_id id;
@@ -247,6 +265,7 @@ int main(void)
         cmocka_unit_test(test_mark_queued_only_from_pending),
         cmocka_unit_test(test_claim_finish_and_fencing),
         cmocka_unit_test(test_expired_lease_is_claimed_again),
+        cmocka_unit_test(test_lease_covers_the_task_timeout),
         cmocka_unit_test(test_claim_unknown),
         cmocka_unit_test(test_large_payload),
     };
