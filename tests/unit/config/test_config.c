@@ -148,7 +148,7 @@ static void test_defaults(void **state)
     assert_int_equal(r.cfg.worker_queue_size, 256);
     assert_string_equal(r.cfg.worker_http_addr, "127.0.0.1:9090");
     assert_string_equal(r.cfg.worker_id, "");
-    assert_int_equal(r.cfg.worker_lease_ms, 30000);
+    assert_int_equal(r.cfg.worker_lease_ms, 60000);
     assert_int_equal(r.cfg.worker_grace_ms, 10000);
     assert_string_equal(r.cfg.migrations_dir, "migrations");
     run_free(&r);
