@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "handler/handler.h"
 #include "log/log.h"
+#include "opshttp/opshttp.h"
 #include "queue/queue.h"
 #include "runner/runner.h"
 #include "store/store.h"
@@ -70,6 +71,7 @@ struct worker {
     struct handler_registry *handlers;
     struct taskexec *exec;
     struct runner *runner;
+    struct opshttp *ops;
 };
 
 static int open_dependencies(struct worker *w)
@@ -163,6 +165,7 @@ static void set_worker_id(struct worker *w)
 
 static void teardown(struct worker *w)
 {
+    opshttp_free(w->ops);
     runner_free(w->runner);
     taskexec_free(w->exec);
     handler_registry_free(w->handlers);
@@ -197,7 +200,13 @@ int main(int argc, char **argv)
         code = build_worker(&w);
     }
     if (code == 0) {
-        log_info("worker starting", LOG_S("worker_id", w.worker_id));
+        struct opshttp_config oc = {.addr = w.cfg.worker_http_addr};
+        if (opshttp_new(&oc, &w.ops) < 0)
+            code = EX_UNAVAILABLE;
+    }
+    if (code == 0) {
+        log_info("worker starting", LOG_S("worker_id", w.worker_id),
+                 LOG_I("ops_port", opshttp_port(w.ops)));
         rc = runner_run(w.runner, &stop_flag);
         if (rc < 0) {
             log_error("worker failed", LOG_S("error", runner_strerror(rc)));
