@@ -15,7 +15,9 @@
 #include "api/api.h"
 #include "auth/auth.h"
 #include "config/config.h"
+#include "control/control.h"
 #include "log/log.h"
+#include "metrics/metrics.h"
 #include "queue/queue.h"
 #include "status/status.h"
 #include "store/store.h"
@@ -36,17 +38,25 @@ struct wiring {
     struct queue_producer *producer;
     struct submit *submit;
     struct status status;
+    struct control control;
     struct auth *auth;
     struct account account;
     struct workpool *blocking;
     struct api *api;
+    struct metrics *metrics; /* outlives every module that counts */
 };
 
 /* --- adapters seen through the services' ops tables -------------------------- */
 
-static int op_insert(void *ctx, const struct task *const *tasks, size_t n)
+static int op_insert(void *ctx, const struct task *const *tasks, struct idem_claim *const *idem,
+                     size_t n)
 {
-    return store_task_insert_batch(ctx, tasks, n);
+    return store_task_insert_batch(ctx, tasks, idem, n);
+}
+
+static int op_respond(void *ctx, const struct idem_response *r, size_t n)
+{
+    return store_idem_respond(ctx, r, n);
 }
 
 static int op_mark_queued(void *ctx, const struct ids_id *ids, size_t n)
@@ -57,6 +67,25 @@ static int op_mark_queued(void *ctx, const struct ids_id *ids, size_t n)
 static int op_get(void *ctx, const struct ids_id *id, struct task *ret_task)
 {
     return store_task_get(ctx, id, ret_task);
+}
+
+static int op_list(void *ctx, const struct status_query *q, struct task **ret_tasks, size_t *ret_n)
+{
+    struct store_task_filter f = {q->owner, q->after, q->status, q->type, q->limit};
+    return store_task_list(ctx, &f, ret_tasks, ret_n);
+}
+
+static int op_cancel(void *ctx, const struct ids_id *id, const struct ids_id *owner,
+                     struct task *ret_task, enum control_cancel *ret_outcome)
+{
+    enum store_cancel sc;
+    int rc = store_task_cancel(ctx, id, owner, ret_task, &sc);
+    if (rc != STORE_OK)
+        return rc;
+    *ret_outcome = sc == STORE_CANCELED         ? CONTROL_CANCELED
+                   : sc == STORE_CANCEL_REFUSED ? CONTROL_CANCEL_CONFLICT
+                                                : CONTROL_CANCEL_NOT_FOUND;
+    return 0;
 }
 
 struct publish_target {
@@ -95,9 +124,22 @@ static bool probe_kafka(void *ctx)
     return queue_producer_ready(ctx, 1000);
 }
 
-static const struct submit_store_ops submit_store = {op_insert, op_mark_queued};
+static int op_relay(void *ctx, int64_t older_than, int limit, submit_relay_fn publish, void *arg,
+                    int *ret_seen, int *ret_published)
+{
+    return store_task_relay(ctx, older_than, limit, publish, arg, ret_seen, ret_published);
+}
+
+static int op_purge_keys(void *ctx, int limit, int *ret_deleted)
+{
+    return store_idem_purge(ctx, limit, ret_deleted);
+}
+
+static const struct submit_store_ops submit_store = {op_insert, op_mark_queued, op_respond,
+                                                     op_relay, op_purge_keys};
 static const struct submit_queue_ops submit_queue = {op_publish};
-static const struct status_store_ops status_store = {op_get};
+static const struct status_store_ops status_store = {op_get, op_list};
+static const struct control_store_ops control_store = {op_cancel};
 static const struct account_store_ops account_store = {op_user_insert, op_user_by_email, STORE_EDUP,
                                                        STORE_ENOTFOUND};
 
@@ -114,15 +156,23 @@ static int start(struct wiring *w, struct publish_target *pt, struct api_probe *
                               c->mysql_io_timeout_ms};
     struct queue_producer_config pc = {c->kafka_brokers, "dispatch-producer", c->kafka_linger_ms,
                                        c->publish_timeout_ms};
-    struct submit_config subc = {c->submit_threads, c->submit_batch_max, c->publish_timeout_ms,
-                                 c->http_max_connections};
+    struct submit_config subc = {
+        .threads = c->submit_threads,
+        .batch_max = c->submit_batch_max,
+        .publish_timeout_ms = c->publish_timeout_ms,
+        .max_waiting = c->http_max_connections,
+        .outbox_age_ms = c->outbox_age_ms,
+        .relay_interval_ms = 1000,
+        .purge_interval_ms = 60000,
+    };
     struct api_config ac = {c->http_addr,
                             c->http_threads,
                             c->http_max_connections,
                             c->http_per_ip_connections,
                             c->http_timeout_s,
                             c->http_max_body_bytes,
-                            c->json_max_depth};
+                            c->json_max_depth,
+                            c->idempotency_ttl_s};
 
     struct auth_config authc = {c->jwt_secret, c->jwt_issuer, c->token_ttl_s, 5};
 
@@ -134,6 +184,8 @@ static int start(struct wiring *w, struct publish_target *pt, struct api_probe *
                 AUTH_SECRET_MIN);
         return CONFIG_EXIT_INVALID;
     }
+    if (metrics_producer_new(&w->metrics) < 0)
+        return EX_OSERR;
     if (workpool_new(c->auth_hash_threads, c->auth_hash_queue, &w->blocking) < 0)
         return EX_OSERR;
     if (store_new(&sc, &w->store) != STORE_OK)
@@ -145,10 +197,12 @@ static int start(struct wiring *w, struct publish_target *pt, struct api_probe *
     if (submit_new(&subc, &submit_store, w->store, &submit_queue, pt, &w->submit) < 0)
         return EX_OSERR;
     w->status = (struct status){&status_store, w->store, STORE_ENOTFOUND};
+    w->control = (struct control){&control_store, w->store};
     probes[0] = (struct api_probe){"mysql", probe_mysql, w->store};
     probes[1] = (struct api_probe){"kafka", probe_kafka, w->producer};
     w->account = (struct account){&account_store, w->store, w->auth};
-    struct api_deps deps = {w->submit, &w->status, &w->account, w->auth, w->blocking, probes, 2};
+    struct api_deps deps = {w->submit, &w->status, &w->account, w->auth,   w->blocking,
+                            probes,    2,          &w->control, w->metrics};
     if (api_new(&ac, &deps, &w->api) < 0)
         return EX_UNAVAILABLE;
     return EX_OK;
@@ -163,6 +217,7 @@ static void stop(struct wiring *w)
     auth_free(w->auth);
     queue_producer_free(w->producer);
     store_free(w->store);
+    metrics_free(w->metrics);
 }
 
 int main(int argc, char **argv)

@@ -15,6 +15,8 @@
 
 struct account;
 struct auth;
+struct control;
+struct metrics;
 struct status;
 struct submit;
 struct workpool;
@@ -27,6 +29,7 @@ struct api_config {
     int timeout_s;
     long long max_body_bytes;
     int json_max_depth;
+    int idempotency_ttl_s;
 };
 
 /* A dependency /readyz reports: name and a probe that answers quickly. */
@@ -44,6 +47,8 @@ struct api_deps {
     struct workpool *blocking; /* runs register/login (argon2id) off the HTTP threads */
     const struct api_probe *probes;
     size_t n_probes;
+    const struct control *control; /* POST /tasks/{id}/cancel */
+    struct metrics *metrics;       /* per-request counts and GET /metrics; NULL: none */
 };
 
 struct api;

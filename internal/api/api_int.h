@@ -64,6 +64,7 @@ struct api_request {
 
     struct submit_request submit; /* POST /tasks: the pipeline's request */
     char *credentials;            /* register/login: "email\0password\0", wiped after use */
+    char idem_key[IDEM_KEY_MAX + 1]; /* POST /tasks: the Idempotency-Key, if any */
 };
 
 extern const struct api_route api_routes[];
@@ -105,12 +106,61 @@ const char *api_header(struct api_request *req, const char *name);
 /* Zeroes and frees req->credentials (register/login). */
 void api_wipe_credentials(struct api_request *req);
 
+/* --- query parameters (query.c) ------------------------------------------------
+ * Like a body spec: one array per endpoint, checked by one call.  Every parameter
+ * is optional (defaults go into the destinations first); unknown, repeated and
+ * empty parameters are refused, so a typo never silently widens a query. */
+enum api_param_type {
+    API_PT_END = 0,
+    API_PT_INT,    /* dest: long long *; min..max bound the value; decimal digits only */
+    API_PT_STRING, /* dest: const char ** (valid for the request); min..max bound the
+                    * length in bytes, then valid() (if any) must accept it */
+};
+
+struct api_param {
+    const char *name;
+    enum api_param_type type;
+    long long min, max;
+    bool (*valid)(const char *value);
+    const char *expect; /* STRING: what a valid value is, for the 400's detail */
+    void *dest;
+};
+
+#define API_PARAM_INT(n, lo, hi, d) {(n), API_PT_INT, (lo), (hi), NULL, NULL, (d)}
+#define API_PARAM_STRING(n, lo, hi, fn, what, d)                                                   \
+    {(n), API_PT_STRING, (lo), (hi), (fn), (what), (d)}
+#define API_PARAM_END {NULL, API_PT_END, 0, 0, NULL, NULL, NULL}
+#define API_PARAMS_MAX 16 /* entries one spec may have */
+
+/* Checks the request's query parameters against spec; on failure prepares a 400
+ * (/problems/validation) naming the parameter and returns false.  Destinations are
+ * written only on success. */
+bool api_query_spec(struct api_request *req, const struct api_param *spec);
+
+/* --- conditional requests (etag.c) -------------------------------------------- */
+
+#define API_ETAG_LEN 34 /* a quoted 128-bit hash in hex: "\"<32 hex>\"" */
+
+/* The strong validator of a task's view: BLAKE2b-128 over the view version, id,
+ * updated_at, attempts and status (every change of the row moves updated_at). */
+void api_etag(const struct task *t, char out[API_ETAG_LEN + 1]);
+/* RFC 9110 §13.1.2: does an If-None-Match field of the request ("*", or a list of
+ * entity tags compared weakly) match etag?  No field, or a malformed one: false. */
+bool api_if_none_match(struct api_request *req, const char *etag);
+/* 304 Not Modified with the ETag and no body.  view is the representation a 200
+ * would carry (not consumed): libmicrohttpd announces a 304's Content-Length from
+ * the response's size, and RFC 9110 §8.6 allows only the 200's length there. */
+void api_respond_not_modified(struct api_request *req, const char *etag, const cJSON *view);
+
 /* --- endpoints --------------------------------------------------------------- */
 void api_h_healthz(struct api_request *req);
 void api_h_register(struct api_request *req);
 void api_h_login(struct api_request *req);
 void api_h_readyz(struct api_request *req);
+void api_h_metrics(struct api_request *req);
 void api_h_tasks_create(struct api_request *req);
 void api_h_tasks_get(struct api_request *req);
+void api_h_tasks_list(struct api_request *req);
+void api_h_tasks_cancel(struct api_request *req);
 
 #endif

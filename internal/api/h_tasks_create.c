@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "log/log.h"
 
 struct create_body {
@@ -80,19 +82,72 @@ static bool build_task(struct api_request *req, const struct create_body *b, int
     return ok && t->payload;
 }
 
+static void add_location(struct api_request *req, const struct ids_id *id)
+{
+    char text[IDS_TEXT_LEN + 1], location[64];
+    ids_format(id, text);
+    snprintf(location, sizeof location, "/tasks/%s", text);
+    api_add_header(req, MHD_HTTP_HEADER_LOCATION, location);
+}
+
+/* The 202 body: the view the pipeline rendered (and stored under the key). */
+static void respond_accepted(struct api_request *req)
+{
+    struct submit_request *sr = &req->submit;
+    cJSON *view;
+    if (sr->view) {
+        api_respond_text(req, MHD_HTTP_ACCEPTED, sr->view, "application/json");
+        sr->view = NULL; /* the response owns it now */
+    } else if ((view = model_task_view(&sr->task))) {
+        api_respond_json(req, MHD_HTTP_ACCEPTED, view);
+        cJSON_Delete(view);
+    } else {
+        api_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "Internal Server Error",
+                    "out of memory");
+        return;
+    }
+    add_location(req, &sr->task.id);
+}
+
+/* The key's first request answered: the same status, body and Location again. */
+static void respond_replayed(struct api_request *req)
+{
+    struct idem_claim *c = &req->submit.idem;
+    if (!c->response_body) {
+        api_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "Internal Server Error",
+                    "the stored response is missing");
+        return;
+    }
+    api_respond_text(req, (unsigned int)c->response_code, c->response_body, "application/json");
+    c->response_body = NULL;
+    add_location(req, &c->task_id);
+    api_add_header(req, "Idempotent-Replayed", "true");
+}
+
 static void respond_submitted(struct api_request *req)
 {
-    const struct task *t = &req->submit.task;
-    char id[IDS_TEXT_LEN + 1], location[64];
-    cJSON *view;
-
     switch (req->submit.result) {
     case SUBMIT_ACCEPTED:
-        break;
+        respond_accepted(req);
+        return;
+    case SUBMIT_REPLAYED:
+        respond_replayed(req);
+        return;
+    case SUBMIT_KEY_MISMATCH:
+        api_problem(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "idempotency-key-reused",
+                    "Unprocessable Content",
+                    "this Idempotency-Key was used with a different request body");
+        return;
+    case SUBMIT_KEY_BUSY:
+        api_problem(req, MHD_HTTP_CONFLICT, "idempotency-key-in-flight", "Conflict",
+                    "a request with this Idempotency-Key is still being processed");
+        api_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+        return;
     case SUBMIT_UNAVAILABLE:
         api_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "broker-unavailable", "Service Unavailable",
                     "the task was stored but the broker did not acknowledge it in time; it "
-                    "will be published without further action");
+                    "will be published without further action (retry with the same "
+                    "Idempotency-Key to get it back)");
         api_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "5");
         return;
     case SUBMIT_DB_DOWN:
@@ -103,17 +158,49 @@ static void respond_submitted(struct api_request *req)
         api_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "1");
         return;
     }
-    view = model_task_view(t);
-    if (!view) {
+}
+
+/* Reads the Idempotency-Key header (draft-ietf-httpapi-idempotency-key-header: an
+ * sf-string, so surrounding quotes are accepted and dropped) and fingerprints the
+ * canonical body; prepares the 400 and returns false when the key is malformed. */
+static bool read_idempotency(struct api_request *req, const cJSON *root)
+{
+    const char *h = api_header(req, "Idempotency-Key");
+    struct idem_claim *c = &req->submit.idem;
+    size_t len;
+    char *canon;
+    if (!h)
+        return true;
+    len = strlen(h);
+    if (len >= 2 && h[0] == '"' && h[len - 1] == '"') {
+        h++;
+        len -= 2;
+    }
+    if (len == 0 || len > IDEM_KEY_MAX) {
+        api_problem(req, MHD_HTTP_BAD_REQUEST, "idempotency-key", "Invalid Idempotency-Key",
+                    "Idempotency-Key must be 1..%d printable ASCII characters", IDEM_KEY_MAX);
+        return false;
+    }
+    memcpy(req->idem_key, h, len);
+    req->idem_key[len] = '\0';
+    if (!model_idem_key_valid(req->idem_key)) {
+        api_problem(req, MHD_HTTP_BAD_REQUEST, "idempotency-key", "Invalid Idempotency-Key",
+                    "Idempotency-Key must be 1..%d printable ASCII characters", IDEM_KEY_MAX);
+        return false;
+    }
+    canon = jsonx_canonical(root);
+    if (!canon) {
         api_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "Internal Server Error",
                     "out of memory");
-        return;
+        return false;
     }
-    api_respond_json(req, MHD_HTTP_ACCEPTED, view);
-    cJSON_Delete(view);
-    ids_format(&t->id, id);
-    snprintf(location, sizeof location, "/tasks/%s", id);
-    api_add_header(req, MHD_HTTP_HEADER_LOCATION, location);
+    crypto_hash_sha256(c->fingerprint, (const unsigned char *)canon, strlen(canon));
+    free(canon);
+    c->method = "POST";
+    c->route = "/tasks";
+    c->key = req->idem_key;
+    c->expires_at = model_now_us() + (int64_t)req->api->cfg.idempotency_ttl_s * 1000000;
+    return true;
 }
 
 /* Runs on a pipeline thread: prepare the answer, then resume the connection. */
@@ -145,7 +232,9 @@ void api_h_tasks_create(struct api_request *req)
 
     if (!root)
         return;
-    if (!api_body_spec(req, root, spec) || !check_fields(req, &b, &run_at)) {
+    /* validation first: a request that fails it stores nothing under its key */
+    if (!api_body_spec(req, root, spec) || !check_fields(req, &b, &run_at) ||
+        !read_idempotency(req, root)) {
         cJSON_Delete(root);
         return;
     }

@@ -12,6 +12,7 @@
 #include "auth/auth.h"
 #include "config/config.h"
 #include "log/log.h"
+#include "metrics/metrics.h"
 
 /* Header names and values we echo must be safe to put back on the wire. */
 static bool printable(const char *s, size_t max)
@@ -225,14 +226,20 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     struct api_request *req = *con_cls;
+    unsigned int status;
     (void)cls;
     (void)conn;
     if (!req)
         return;
-    access_log(req, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? req->status : 0);
+    status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? req->status : 0;
+    access_log(req, status);
+    metrics_http_request(req->api->deps.metrics, req->route ? req->route->name : "unmatched",
+                         req->method, status, (double)(model_now_us() - req->start_us) / 1e6);
     if (req->response)
         MHD_destroy_response(req->response);
     model_task_release(&req->submit.task);
+    free(req->submit.view);
+    free(req->submit.idem.response_body);
     api_wipe_credentials(req);
     free(req->body);
     free(req);

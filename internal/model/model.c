@@ -342,3 +342,15 @@ const char *model_task_key(const struct task *t, char idbuf[IDS_TEXT_LEN + 1], s
     *ret_len = IDS_TEXT_LEN;
     return idbuf;
 }
+
+bool model_idem_key_valid(const char *key)
+{
+    size_t n = 0;
+    bool visible = false;
+    for (; key[n]; n++) {
+        if (n >= IDEM_KEY_MAX || key[n] < 0x20 || key[n] > 0x7e)
+            return false;
+        visible = visible || key[n] != ' ';
+    }
+    return visible;
+}

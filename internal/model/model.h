@@ -79,6 +79,43 @@ int model_time_parse(const char *s, int64_t *ret_us);
  * ENOMEM.  payload and result are embedded as JSON values, not strings. */
 cJSON *model_task_view(const struct task *t);
 
+/* --- idempotency keys (SPEC §3.1) ------------------------------------------
+ * A key is scoped by user, method and route, and fingerprinted by the SHA-256 of
+ * the canonical request body.  The first request with a key claims it in the same
+ * transaction as its task row; a later one finds the claim and, depending on the
+ * fingerprint and whether a response is stored, is replayed, refused with 422, or
+ * told to retry (409) while the first is in flight. */
+#define IDEM_KEY_MAX         255
+#define IDEM_FINGERPRINT_LEN 32
+
+struct idem_claim {
+    /* in */
+    const char *method; /* "POST" */
+    const char *route;  /* "/tasks" */
+    const char *key;    /* NULL: this request has no key */
+    unsigned char fingerprint[IDEM_FINGERPRINT_LEN];
+    int64_t expires_at;
+    /* out: set when an unexpired claim by an earlier request exists */
+    bool exists;
+    bool same_fingerprint;
+    int response_code;     /* 0 while the earlier request is in flight */
+    char *response_body;   /* owned (free()), NULL when none */
+    struct ids_id task_id; /* the earlier request's task */
+};
+
+/* The response to store under a claimed key once its request has one. */
+struct idem_response {
+    const struct ids_id *user;
+    const char *method;
+    const char *route;
+    const char *key;
+    int code;
+    const char *body;
+};
+
+/* Printable ASCII (0x20..0x7e), 1..IDEM_KEY_MAX characters, not all spaces. */
+bool model_idem_key_valid(const char *key);
+
 /* The Kafka message value of a task: {"id","type","payload","priority","max_attempts",
  * "timeout_ms","run_at","ordering_key","created_at"} with the payload embedded as
  * JSON.  Producer, outbox relay and replay all publish this; the worker reads "id".

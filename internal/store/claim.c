@@ -3,60 +3,6 @@
 
 #include <string.h>
 
-/* A small builder for single-row parameter binding. */
-enum { MAX_PARAMS = 8 };
-
-struct params {
-    MYSQL_BIND b[MAX_PARAMS];
-    unsigned long len[MAX_PARAMS];
-    long long ints[MAX_PARAMS];
-    my_bool null[MAX_PARAMS];
-    size_t n;
-};
-
-static void p_bytes(struct params *p, enum enum_field_types t, const void *v, size_t len)
-{
-    MYSQL_BIND *b = &p->b[p->n];
-    memset(b, 0, sizeof *b);
-    p->len[p->n] = (unsigned long)len;
-    p->null[p->n] = v == NULL;
-    b->buffer_type = t;
-    b->buffer = (void *)v;
-    b->buffer_length = (unsigned long)len;
-    b->length = &p->len[p->n];
-    b->is_null = &p->null[p->n];
-    p->n++;
-}
-
-static void p_id(struct params *p, const struct ids_id *id)
-{
-    p_bytes(p, MYSQL_TYPE_BLOB, id->b, 16);
-}
-
-static void p_str(struct params *p, const char *s)
-{
-    p_bytes(p, MYSQL_TYPE_STRING, s, s ? strlen(s) : 0);
-}
-
-static void p_int(struct params *p, long long v)
-{
-    MYSQL_BIND *b = &p->b[p->n];
-    memset(b, 0, sizeof *b);
-    p->ints[p->n] = v;
-    b->buffer_type = MYSQL_TYPE_LONGLONG;
-    b->buffer = &p->ints[p->n];
-    p->n++;
-}
-
-static int p_exec(MYSQL_STMT *st, struct params *p, const char *what)
-{
-    if (!st)
-        return STORE_EDB;
-    if (mysql_stmt_bind_param(st, p->b) != 0 || mysql_stmt_execute(st) != 0)
-        return store__stmt_error(st, what);
-    return STORE_OK;
-}
-
 /* Why a claim did not match: the row's current status decides. */
 static int classify(struct store__conn *c, const struct ids_id *id, enum store_claim *ret)
 {
@@ -98,15 +44,15 @@ out_free:
 static int claim_tx(struct store__conn *c, const struct ids_id *id, const char *worker_id,
                     int lease_ms, struct task *ret_task, enum store_claim *ret_claim)
 {
-    struct params p = {0};
+    struct store__params p = {0};
     MYSQL_STMT *st = store__stmt(c, STMT_TASK_CLAIM);
     struct task t;
     int rc;
 
-    p_str(&p, worker_id);
-    p_int(&p, (long long)lease_ms * 1000);
-    p_id(&p, id);
-    rc = p_exec(st, &p, "task claim");
+    store__p_str(&p, worker_id);
+    store__p_int(&p, (long long)lease_ms * 1000);
+    store__p_id(&p, id);
+    rc = store__p_exec(st, &p, "task claim");
     if (rc != STORE_OK)
         return rc;
     if (mysql_stmt_affected_rows(st) == 0)
@@ -124,15 +70,15 @@ static int claim_tx(struct store__conn *c, const struct ids_id *id, const char *
 
     /* an earlier attempt still marked running lost its lease: say so in its record */
     memset(&p, 0, sizeof p);
-    p_id(&p, id);
-    p_int(&p, t.attempts);
-    rc = p_exec(store__stmt(c, STMT_ATTEMPT_EXPIRE), &p, "attempt expire");
+    store__p_id(&p, id);
+    store__p_int(&p, t.attempts);
+    rc = store__p_exec(store__stmt(c, STMT_ATTEMPT_EXPIRE), &p, "attempt expire");
     if (rc == STORE_OK) {
         memset(&p, 0, sizeof p);
-        p_id(&p, id);
-        p_int(&p, t.attempts);
-        p_str(&p, worker_id);
-        rc = p_exec(store__stmt(c, STMT_ATTEMPT_INSERT), &p, "attempt insert");
+        store__p_id(&p, id);
+        store__p_int(&p, t.attempts);
+        store__p_str(&p, worker_id);
+        rc = store__p_exec(store__stmt(c, STMT_ATTEMPT_INSERT), &p, "attempt insert");
     }
     if (rc != STORE_OK) {
         model_task_release(&t);
@@ -192,35 +138,35 @@ static const char *outcome_name(enum store_outcome o)
 static int finish_tx(struct store__conn *c, const struct ids_id *id, int attempt,
                      const struct store_finish *fin)
 {
-    struct params p = {0};
+    struct store__params p = {0};
     MYSQL_STMT *st = store__stmt(c, STMT_TASK_FINISH);
     MYSQL_TIME run_at;
     int rc;
 
-    p_str(&p, model_status_name(fin->status));
-    p_str(&p, fin->result);
-    p_str(&p, fin->error);
+    store__p_str(&p, model_status_name(fin->status));
+    store__p_str(&p, fin->result);
+    store__p_str(&p, fin->error);
     if (fin->status == TASK_RETRYING && fin->run_at != 0) {
         store__time_to_mysql(fin->run_at, &run_at);
-        p_bytes(&p, MYSQL_TYPE_DATETIME, &run_at, sizeof run_at);
+        store__p_bytes(&p, MYSQL_TYPE_DATETIME, &run_at, sizeof run_at);
     } else {
-        p_bytes(&p, MYSQL_TYPE_DATETIME, NULL, 0);
+        store__p_bytes(&p, MYSQL_TYPE_DATETIME, NULL, 0);
     }
-    p_int(&p, model_status_terminal(fin->status) ? 1 : 0);
-    p_id(&p, id);
-    p_int(&p, attempt);
-    rc = p_exec(st, &p, "task finish");
+    store__p_int(&p, model_status_terminal(fin->status) ? 1 : 0);
+    store__p_id(&p, id);
+    store__p_int(&p, attempt);
+    rc = store__p_exec(st, &p, "task finish");
     if (rc != STORE_OK)
         return rc;
     if (mysql_stmt_affected_rows(st) == 0)
         return STORE_ESTALE;
 
     memset(&p, 0, sizeof p);
-    p_str(&p, outcome_name(fin->outcome));
-    p_str(&p, fin->error);
-    p_id(&p, id);
-    p_int(&p, attempt);
-    return p_exec(store__stmt(c, STMT_ATTEMPT_FINISH), &p, "attempt finish");
+    store__p_str(&p, outcome_name(fin->outcome));
+    store__p_str(&p, fin->error);
+    store__p_id(&p, id);
+    store__p_int(&p, attempt);
+    return store__p_exec(store__stmt(c, STMT_ATTEMPT_FINISH), &p, "attempt finish");
 }
 
 struct finish_args {

@@ -48,9 +48,36 @@ static const char *const stmt_sql[STMT_COUNT] = {
                             "UTC_TIMESTAMP(6) WHERE task_id = ? AND attempt = ? AND outcome = "
                             "'running'",
     [STMT_PING] = "SELECT 1",
+    [STMT_TASK_RELAY] = "SELECT " STORE__TASK_COLUMNS " FROM tasks WHERE status = 'PENDING' AND "
+                        "created_at < ? ORDER BY created_at LIMIT ? FOR UPDATE SKIP LOCKED",
+    /* affected rows: 1 claimed, 2 an expired claim replaced, 0 a live claim exists.
+     * expires_at is assigned last: the IFs before it read its old value */
+    [STMT_IDEM_CLAIM] =
+        "INSERT INTO idempotency_keys (user_id, method, route, idem_key, fingerprint, task_id, "
+        "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6), ?) ON DUPLICATE KEY "
+        "UPDATE fingerprint = IF(expires_at < UTC_TIMESTAMP(6), VALUES(fingerprint), "
+        "fingerprint), task_id = IF(expires_at < UTC_TIMESTAMP(6), VALUES(task_id), task_id), "
+        "response_code = IF(expires_at < UTC_TIMESTAMP(6), NULL, response_code), "
+        "response_body = IF(expires_at < UTC_TIMESTAMP(6), NULL, response_body), "
+        "created_at = IF(expires_at < UTC_TIMESTAMP(6), VALUES(created_at), created_at), "
+        "expires_at = IF(expires_at < UTC_TIMESTAMP(6), VALUES(expires_at), expires_at)",
+    [STMT_IDEM_GET] = "SELECT fingerprint, task_id, response_code, response_body FROM "
+                      "idempotency_keys WHERE user_id = ? AND method = ? AND route = ? AND "
+                      "idem_key = ?",
+    [STMT_IDEM_RESPOND] = "UPDATE idempotency_keys SET response_code = ?, response_body = ? "
+                          "WHERE user_id = ? AND method = ? AND route = ? AND idem_key = ?",
+    [STMT_IDEM_PURGE] = "DELETE FROM idempotency_keys WHERE expires_at < UTC_TIMESTAMP(6) LIMIT ?",
     [STMT_USER_INSERT] =
         "INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)",
     [STMT_USER_BY_EMAIL] = "SELECT id, password_hash FROM users WHERE email = ?",
+    /* keyset page over ix_tasks_user_id (user_id, id), newest first; a NULL filter
+     * compares a NOT NULL column with itself, i.e. matches every row */
+    [STMT_TASK_LIST] = "SELECT " STORE__TASK_COLUMNS " FROM tasks WHERE user_id = ? AND id < ? "
+                       "AND status = COALESCE(?, status) AND type = COALESCE(?, type) "
+                       "ORDER BY id DESC LIMIT ?",
+    [STMT_TASK_CANCEL] = "UPDATE tasks SET status = 'CANCELED', finished_at = UTC_TIMESTAMP(6), "
+                         "updated_at = UTC_TIMESTAMP(6) WHERE id = ? AND user_id = ? "
+                         "AND status IN ('PENDING', 'QUEUED', 'RETRYING')",
 };
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;

@@ -11,6 +11,8 @@
  *                          store_task_claim
  *   RUNNING -> SUCCEEDED|RETRYING|DEAD
  *                          store_task_finish, fenced by "AND attempts = ?"
+ *   PENDING|QUEUED|RETRYING -> CANCELED
+ *                          store_task_cancel, by the task's owner only
  */
 #ifndef DISPATCH_STORE_H
 #define DISPATCH_STORE_H
@@ -52,8 +54,28 @@ void store_free(struct store *s);
 int store_ping(struct store *s);
 
 /* Inserts n tasks in one transaction with one bulk statement; each task is stored
- * as given (status, times…).  All or nothing. */
-int store_task_insert_batch(struct store *s, const struct task *const *tasks, size_t n);
+ * as given (status, times…).  All or nothing.
+ *
+ * idem (NULL, or n pointers, each NULL when task i has no key) claims each task's
+ * idempotency key in the same transaction (scope: the task's user, method, route).
+ * When an unexpired claim already exists, idem[i]->exists and its details are set
+ * and task i is NOT inserted; an expired claim is replaced. */
+int store_task_insert_batch(struct store *s, const struct task *const *tasks,
+                            struct idem_claim *const *idem, size_t n);
+
+/* The outbox relay's turn: locks up to limit PENDING tasks created before
+ * older_than (FOR UPDATE SKIP LOCKED, so the relays of several producers share the
+ * rows instead of waiting on each other), calls publish(arg, tasks, n, errs) — which
+ * sets errs[i] = 0 for each task the broker acknowledged —, marks those QUEUED and
+ * commits.  *ret_published counts them; *ret_seen counts the rows locked. */
+typedef void (*store_relay_fn)(void *arg, const struct task *const *tasks, size_t n, int *errs);
+int store_task_relay(struct store *s, int64_t older_than, int limit, store_relay_fn publish,
+                     void *arg, int *ret_seen, int *ret_published);
+
+/* Stores each response under its claimed key (one transaction). */
+int store_idem_respond(struct store *s, const struct idem_response *r, size_t n);
+/* Deletes up to limit expired keys; *ret_deleted says how many went. */
+int store_idem_purge(struct store *s, int limit, int *ret_deleted);
 
 /* PENDING -> QUEUED for each id (rows in any other status are left alone). */
 int store_task_mark_queued(struct store *s, const struct ids_id *ids, size_t n);
@@ -70,9 +92,9 @@ enum store_claim {
 
 /* Claims a task for one attempt: sets RUNNING, attempts+1, lease_until = now +
  * the larger of lease_ms and the task's own timeout_ms + 5 s when it has one (so
- * a task cannot lose its lease while still inside its deadline), worker_id, started_at, and records the attempt in task_attempts
- * (outcome 'running'), in one transaction.  On STORE_CLAIMED, *ret_task is filled
- * (caller releases it); otherwise it is untouched. */
+ * a task cannot lose its lease while still inside its deadline), worker_id, started_at, and records
+ * the attempt in task_attempts (outcome 'running'), in one transaction.  On STORE_CLAIMED,
+ * *ret_task is filled (caller releases it); otherwise it is untouched. */
 int store_task_claim(struct store *s, const struct ids_id *id, const char *worker_id, int lease_ms,
                      struct task *ret_task, enum store_claim *ret_claim);
 
@@ -96,6 +118,38 @@ struct store_finish {
  * STORE_ESTALE when the fence fails (a newer attempt owns the task). */
 int store_task_finish(struct store *s, const struct ids_id *id, int attempt,
                       const struct store_finish *fin);
+
+/* --- the owner's view: listing and canceling ------------------------------- */
+
+#define STORE_LIST_MAX 1000 /* rows one store_task_list call returns at most */
+
+struct store_task_filter {
+    struct ids_id user_id;          /* only this user's tasks */
+    const struct ids_id *before;    /* keyset: only ids < *before; NULL: from the newest */
+    const enum task_status *status; /* only this status; NULL: any */
+    const char *type;               /* only this type; NULL: any */
+    size_t limit;                   /* 1..STORE_LIST_MAX rows at most */
+};
+
+/* The filter's tasks, newest first (ORDER BY id DESC: ids are UUIDv7), over the
+ * index (user_id, id).  On success *ret_tasks is a malloc'ed array of *ret_n tasks
+ * owned by the caller (model_task_release() each, then free() the array; NULL when
+ * *ret_n is 0).  STORE_EINVAL for a limit out of range. */
+int store_task_list(struct store *s, const struct store_task_filter *f, struct task **ret_tasks,
+                    size_t *ret_n);
+
+enum store_cancel {
+    STORE_CANCELED = 0,     /* it was PENDING, QUEUED or RETRYING: now CANCELED */
+    STORE_CANCEL_REFUSED,   /* RUNNING or finished (SUCCEEDED, DEAD, CANCELED): unchanged */
+    STORE_CANCEL_NOT_FOUND, /* no such row, or another user's (or nobody's) */
+};
+
+/* Cancels owner's task with one guarded UPDATE (status, finished_at, updated_at),
+ * then reads the row back.  On STORE_CANCELED and STORE_CANCEL_REFUSED *ret_task is
+ * the row as it now is (caller releases it); on STORE_CANCEL_NOT_FOUND it is
+ * untouched. */
+int store_task_cancel(struct store *s, const struct ids_id *id, const struct ids_id *owner,
+                      struct task *ret_task, enum store_cancel *ret_outcome);
 
 /* --- users ---------------------------------------------------------------- */
 

@@ -18,6 +18,13 @@ enum store__stmt {
     STMT_PING,
     STMT_USER_INSERT,
     STMT_USER_BY_EMAIL,
+    STMT_TASK_LIST,
+    STMT_TASK_CANCEL,
+    STMT_TASK_RELAY,
+    STMT_IDEM_CLAIM,
+    STMT_IDEM_GET,
+    STMT_IDEM_RESPOND,
+    STMT_IDEM_PURGE,
     STMT_COUNT
 };
 
@@ -57,6 +64,39 @@ int store__in_tx(struct store *s, int (*fn)(struct store__conn *, void *), void 
 
 /* Executes a statement whose only parameter is one task id. */
 int store__exec_by_id(MYSQL_STMT *st, const struct ids_id *id);
+
+/* Single-row parameters for one execution, added in placeholder order (params.c).
+ * The values are borrowed: they must outlive store__p_exec(). */
+enum { STORE__MAX_PARAMS = 8 };
+
+struct store__params {
+    MYSQL_BIND b[STORE__MAX_PARAMS];
+    unsigned long len[STORE__MAX_PARAMS];
+    long long ints[STORE__MAX_PARAMS];
+    my_bool null[STORE__MAX_PARAMS];
+    size_t n;
+    bool overflow; /* more than STORE__MAX_PARAMS were added: p_exec refuses */
+};
+
+/* Raw bytes of type t; v NULL binds SQL NULL. */
+void store__p_bytes(struct store__params *p, enum enum_field_types t, const void *v, size_t len);
+/* An id as BINARY(16); NULL binds SQL NULL. */
+void store__p_id(struct store__params *p, const struct ids_id *id);
+/* A string; NULL binds SQL NULL. */
+void store__p_str(struct store__params *p, const char *s);
+void store__p_int(struct store__params *p, long long v);
+/* Binds p and executes st (NULL st: STORE_EDB, so a failed store__stmt() can be
+ * passed straight in); logs failures as `what`. */
+int store__p_exec(MYSQL_STMT *st, struct store__params *p, const char *what);
+
+/* PENDING -> QUEUED for ids, on c inside the caller's transaction (a bulk
+ * statement: STMT_TASK_MARK_QUEUED is only ever run with array binding). */
+int store__mark_queued_in(struct store__conn *c, const struct ids_id *ids, size_t n);
+
+/* Claims each key of the batch (idem.c): sets idem[i].exists etc.; ret_insert[i]
+ * says whether task i is to be inserted. */
+int store__idem_claim_all(struct store__conn *c, const struct task *const *tasks,
+                          struct idem_claim *const *idem, size_t n, bool *ret_insert);
 
 void store__time_to_mysql(int64_t us, MYSQL_TIME *out);
 int64_t store__time_from_mysql(const MYSQL_TIME *t);

@@ -159,33 +159,57 @@ static int bulk_execute(MYSQL_STMT *st, struct bulk *b, const char *what)
 
 struct insert_args {
     const struct task *const *tasks;
+    struct idem_claim *const *idem;
     size_t n;
 };
 
-static int insert_fn(struct store__conn *c, void *arg)
+static int insert_rows(struct store__conn *c, const struct task *const *tasks, size_t n)
 {
-    const struct insert_args *a = arg;
     MYSQL_STMT *st = store__stmt(c, STMT_TASK_INSERT);
-    struct bulk b = {.n = a->n};
-    size_t i;
+    struct bulk b = {.n = n};
     int rc = STORE_ENOMEM;
     if (!st)
         return STORE_EDB;
-    for (i = 0; i < INS_COLS; i++) {
+    for (size_t i = 0; i < INS_COLS; i++) {
         if (bulk_col_init(&b, i, insert_types[i]) < 0)
             goto out_free;
     }
-    for (size_t r = 0; r < a->n; r++)
-        bulk_row(&b, r, a->tasks[r]);
+    for (size_t r = 0; r < n; r++)
+        bulk_row(&b, r, tasks[r]);
     rc = bulk_execute(st, &b, "task insert");
 out_free:
     bulk_free(&b, INS_COLS);
     return rc;
 }
 
-int store_task_insert_batch(struct store *s, const struct task *const *tasks, size_t n)
+static int insert_fn(struct store__conn *c, void *arg)
 {
-    struct insert_args a = {tasks, n};
+    const struct insert_args *a = arg;
+    const struct task **rows;
+    bool *insert;
+    size_t n = 0;
+    int rc;
+
+    if (!a->idem)
+        return insert_rows(c, a->tasks, a->n);
+    rows = calloc(a->n, sizeof(const struct task *));
+    insert = calloc(a->n, sizeof *insert);
+    rc = rows && insert ? store__idem_claim_all(c, a->tasks, a->idem, a->n, insert) : STORE_ENOMEM;
+    for (size_t i = 0; rc == STORE_OK && i < a->n; i++) {
+        if (insert[i])
+            rows[n++] = a->tasks[i];
+    }
+    if (rc == STORE_OK && n > 0)
+        rc = insert_rows(c, rows, n);
+    free(rows);
+    free(insert);
+    return rc;
+}
+
+int store_task_insert_batch(struct store *s, const struct task *const *tasks,
+                            struct idem_claim *const *idem, size_t n)
+{
+    struct insert_args a = {tasks, idem, n};
     if (n == 0)
         return STORE_OK;
     return store__in_tx(s, insert_fn, &a);
@@ -196,21 +220,28 @@ struct mark_args {
     size_t n;
 };
 
-static int mark_fn(struct store__conn *c, void *arg)
+int store__mark_queued_in(struct store__conn *c, const struct ids_id *ids, size_t n)
 {
-    const struct mark_args *a = arg;
     MYSQL_STMT *st = store__stmt(c, STMT_TASK_MARK_QUEUED);
-    struct bulk b = {.n = a->n};
+    struct bulk b = {.n = n};
     int rc = STORE_ENOMEM;
     if (!st)
         return STORE_EDB;
+    if (n == 0)
+        return STORE_OK;
     if (bulk_col_init(&b, 0, MYSQL_TYPE_BLOB) == 0) {
-        for (size_t r = 0; r < a->n; r++)
-            bulk_str(&b, 0, r, a->ids[r].b, 16);
+        for (size_t r = 0; r < n; r++)
+            bulk_str(&b, 0, r, ids[r].b, 16);
         rc = bulk_execute(st, &b, "task mark queued");
     }
     bulk_free(&b, 1);
     return rc;
+}
+
+static int mark_fn(struct store__conn *c, void *arg)
+{
+    const struct mark_args *a = arg;
+    return store__mark_queued_in(c, a->ids, a->n);
 }
 
 int store_task_mark_queued(struct store *s, const struct ids_id *ids, size_t n)

@@ -1,9 +1,13 @@
 /* submit — the batched store -> publish -> ack -> QUEUED pipeline. */
 #include "submit/submit.h"
 
+#include <cjson/cJSON.h>
+
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct submit {
     struct submit_config cfg;
@@ -30,9 +34,16 @@ struct submit {
     bool mark_stopping;
     pthread_t marker;
     bool marker_started;
+
+    /* the sweeper: outbox relay and key purge */
+    pthread_t sweeper;
+    bool sweeper_started;
+    pthread_cond_t sweep_cv; /* with mark_mu: wakes the sweeper to stop */
+    bool sweep_stopping;
+    _Atomic unsigned long long republished, keys_purged;
 };
 
-/* One batch in flight on a pipeline thread, waiting for its delivery reports. */
+/* Messages in flight for one publish_tasks() call, waiting for their reports. */
 struct batch {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -41,7 +52,7 @@ struct batch {
 
 struct publish_ctx {
     struct batch *batch;
-    struct submit_request *req;
+    int *err;
 };
 
 static void complete(struct submit_request *req, enum submit_result result)
@@ -55,34 +66,34 @@ static void on_published(void *opaque, int err, const char *detail)
     struct publish_ctx *pc = opaque;
     struct batch *b = pc->batch;
     (void)detail;
-    pc->req->publish_err_ = err;
+    *pc->err = err;
     pthread_mutex_lock(&b->mu);
     if (--b->outstanding == 0)
         pthread_cond_signal(&b->cv);
     pthread_mutex_unlock(&b->mu);
 }
 
-/* Publishes every request of the batch and waits for all reports.  librdkafka
- * reports every message it accepted, by message.timeout.ms (= publish_timeout_ms)
- * at the latest, so the wait is bounded; and it must not end earlier, since each
- * report writes into this batch. */
-static void publish_all(struct submit *s, struct submit_request **reqs, size_t n,
-                        struct publish_ctx *pcs)
+/* Publishes every task and waits for all reports; errs[i] is 0 when task i was
+ * acknowledged.  librdkafka reports every message it accepted, by
+ * message.timeout.ms (= publish_timeout_ms) at the latest, so the wait is bounded;
+ * and it must not end earlier, since each report writes into this frame. */
+static void publish_tasks(struct submit *s, const struct task *const *tasks, size_t n, int *errs,
+                          struct publish_ctx *pcs)
 {
     struct batch b = {.outstanding = 0};
     pthread_mutex_init(&b.mu, NULL);
     pthread_cond_init(&b.cv, NULL);
 
     for (size_t i = 0; i < n; i++) {
-        struct task *t = &reqs[i]->task;
+        const struct task *t = tasks[i];
         char idbuf[IDS_TEXT_LEN + 1];
         size_t klen;
         const char *key = model_task_key(t, idbuf, &klen);
         char *value = model_task_message(t);
         int rc = -1;
         pcs[i].batch = &b;
-        pcs[i].req = reqs[i];
-        reqs[i]->publish_err_ = -1;
+        pcs[i].err = &errs[i];
+        errs[i] = -1;
         pthread_mutex_lock(&b.mu);
         b.outstanding++;
         pthread_mutex_unlock(&b.mu);
@@ -132,28 +143,111 @@ static bool queue_marks(struct submit *s, const struct ids_id *ids, size_t n)
     return ok;
 }
 
-static void run_batch(struct submit *s, struct submit_request **reqs, size_t n,
-                      const struct task **tasks, struct ids_id *acked, struct publish_ctx *pcs)
+/* Per-thread arrays sized batch_max, allocated once. */
+struct scratch {
+    struct submit_request **reqs;  /* taken */
+    struct submit_request **fresh; /* stored by this batch: to publish */
+    const struct task **tasks;
+    struct idem_claim **idem;
+    const struct task **fresh_tasks;
+    int *errs;
+    struct ids_id *acked;
+    struct publish_ctx *pcs;
+    struct idem_response *resp;
+};
+
+static void scratch_free(struct scratch *x)
 {
-    size_t n_acked = 0;
-    for (size_t i = 0; i < n; i++)
-        tasks[i] = &reqs[i]->task;
-    if (s->store->insert_batch(s->store_ctx, tasks, n) != 0) {
+    free(x->reqs);
+    free(x->fresh);
+    free(x->tasks);
+    free(x->idem);
+    free(x->fresh_tasks);
+    free(x->errs);
+    free(x->acked);
+    free(x->pcs);
+    free(x->resp);
+}
+
+static bool scratch_init(struct scratch *x, size_t max)
+{
+    x->reqs = calloc(max, sizeof(struct submit_request *));
+    x->fresh = calloc(max, sizeof(struct submit_request *));
+    x->tasks = calloc(max, sizeof(const struct task *));
+    x->idem = calloc(max, sizeof(struct idem_claim *));
+    x->fresh_tasks = calloc(max, sizeof(const struct task *));
+    x->errs = calloc(max, sizeof *x->errs);
+    x->acked = calloc(max, sizeof *x->acked);
+    x->pcs = calloc(max, sizeof *x->pcs);
+    x->resp = calloc(max, sizeof *x->resp);
+    return x->reqs && x->fresh && x->tasks && x->idem && x->fresh_tasks && x->errs && x->acked &&
+           x->pcs && x->resp;
+}
+
+/* What an earlier claim of the same key means for this request. */
+static enum submit_result claimed_before(const struct idem_claim *c)
+{
+    if (!c->same_fingerprint)
+        return SUBMIT_KEY_MISMATCH;
+    return c->response_code == 0 ? SUBMIT_KEY_BUSY : SUBMIT_REPLAYED;
+}
+
+/* Renders the views of the stored requests and records them under their keys, so
+ * a retry with the key gets this task back (a 202 with the view, also when the
+ * broker did not acknowledge in time: the task is stored and will be published). */
+static void record_responses(struct submit *s, struct scratch *x, size_t n_fresh)
+{
+    size_t n_resp = 0;
+    for (size_t i = 0; i < n_fresh; i++) {
+        struct submit_request *r = x->fresh[i];
+        cJSON *view = model_task_view(&r->task);
+        r->view = view ? cJSON_PrintUnformatted(view) : NULL;
+        cJSON_Delete(view);
+        if (r->idem.key && r->view) {
+            x->resp[n_resp++] = (struct idem_response){
+                &r->task.user_id, r->idem.method, r->idem.route, r->idem.key, 202, r->view};
+        }
+    }
+    /* a failure leaves the keys "in flight" until they expire: retries get 409,
+     * never a second task */
+    if (n_resp > 0)
+        s->store->respond(s->store_ctx, x->resp, n_resp);
+}
+
+static void run_batch(struct submit *s, struct scratch *x, size_t n)
+{
+    size_t n_fresh = 0, n_acked = 0;
+    for (size_t i = 0; i < n; i++) {
+        x->tasks[i] = &x->reqs[i]->task;
+        x->idem[i] = x->reqs[i]->idem.key ? &x->reqs[i]->idem : NULL;
+    }
+    if (s->store->insert_batch(s->store_ctx, x->tasks, x->idem, n) != 0) {
         for (size_t i = 0; i < n; i++)
-            complete(reqs[i], SUBMIT_DB_DOWN);
+            complete(x->reqs[i], SUBMIT_DB_DOWN);
         return;
     }
-    publish_all(s, reqs, n, pcs);
     for (size_t i = 0; i < n; i++) {
-        if (reqs[i]->publish_err_ == 0) {
-            acked[n_acked++] = reqs[i]->task.id;
-            reqs[i]->task.status = TASK_QUEUED;
+        if (x->idem[i] && x->idem[i]->exists)
+            complete(x->reqs[i], claimed_before(x->idem[i]));
+        else
+            x->fresh[n_fresh++] = x->reqs[i];
+    }
+    for (size_t i = 0; i < n_fresh; i++)
+        x->fresh_tasks[i] = &x->fresh[i]->task;
+    publish_tasks(s, x->fresh_tasks, n_fresh, x->errs, x->pcs);
+    for (size_t i = 0; i < n_fresh; i++) {
+        x->fresh[i]->publish_err_ = x->errs[i];
+        if (x->fresh[i]->publish_err_ == 0) {
+            x->acked[n_acked++] = x->fresh[i]->task.id;
+            x->fresh[i]->task.status = TASK_QUEUED;
         }
     }
     if (n_acked > 0)
-        queue_marks(s, acked, n_acked);
-    for (size_t i = 0; i < n; i++)
-        complete(reqs[i], reqs[i]->publish_err_ == 0 ? SUBMIT_ACCEPTED : SUBMIT_UNAVAILABLE);
+        queue_marks(s, x->acked, n_acked);
+    record_responses(s, x, n_fresh);
+    for (size_t i = 0; i < n_fresh; i++)
+        complete(x->fresh[i],
+                 x->fresh[i]->publish_err_ == 0 ? SUBMIT_ACCEPTED : SUBMIT_UNAVAILABLE);
 }
 
 /* Takes up to max waiting requests; blocks while there are none. NULL = stop. */
@@ -178,21 +272,91 @@ static void *pipeline_thread(void *arg)
 {
     struct submit *s = arg;
     size_t max = (size_t)s->cfg.batch_max;
-    struct submit_request **reqs = calloc(max, sizeof(struct submit_request *));
-    const struct task **tasks = calloc(max, sizeof(const struct task *));
-    struct ids_id *acked = calloc(max, sizeof *acked);
-    struct publish_ctx *pcs = calloc(max, sizeof *pcs);
+    struct scratch x = {0};
     size_t n;
 
-    if (!reqs || !tasks || !acked || !pcs)
+    if (!scratch_init(&x, max))
         max = 0; /* cannot work: leave the requests to the other threads */
-    while (max > 0 && (n = take(s, reqs, max)) > 0)
-        run_batch(s, reqs, n, tasks, acked, pcs);
-    free(reqs);
-    free(tasks);
-    free(acked);
-    free(pcs);
+    while (max > 0 && (n = take(s, x.reqs, max)) > 0)
+        run_batch(s, &x, n);
+    scratch_free(&x);
     return NULL;
+}
+
+enum { RELAY_BATCH = 100, PURGE_BATCH = 1000 };
+
+static void relay_publish(void *arg, const struct task *const *tasks, size_t n, int *errs)
+{
+    struct submit *s = arg;
+    struct publish_ctx *pcs = calloc(n ? n : 1, sizeof *pcs);
+    if (!pcs) {
+        for (size_t i = 0; i < n; i++)
+            errs[i] = -1;
+        return;
+    }
+    publish_tasks(s, tasks, n, errs, pcs);
+    free(pcs);
+}
+
+int submit_relay_once(struct submit *s)
+{
+    int64_t older_than = model_now_us() - (int64_t)s->cfg.outbox_age_ms * 1000;
+    int total = 0, seen, published;
+    do {
+        if (s->store->relay(s->store_ctx, older_than, RELAY_BATCH, relay_publish, s, &seen,
+                            &published) != 0)
+            return -1;
+        total += published;
+        /* a full batch may mean more are waiting; a batch the broker refused means
+         * it is still down: wait for the next round rather than spin */
+    } while (seen == RELAY_BATCH && published == seen);
+    atomic_fetch_add(&s->republished, (unsigned long long)total);
+    return total;
+}
+
+static void purge_keys(struct submit *s)
+{
+    int deleted;
+    do {
+        if (s->store->purge_keys(s->store_ctx, PURGE_BATCH, &deleted) != 0)
+            return;
+        atomic_fetch_add(&s->keys_purged, (unsigned long long)deleted);
+    } while (deleted == PURGE_BATCH);
+}
+
+static void *sweeper_thread(void *arg)
+{
+    struct submit *s = arg;
+    int64_t next_purge = model_now_us() + (int64_t)s->cfg.purge_interval_ms * 1000;
+    pthread_mutex_lock(&s->mark_mu);
+    while (!s->sweep_stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += s->cfg.relay_interval_ms / 1000;
+        until.tv_nsec += (long)(s->cfg.relay_interval_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->sweep_cv, &s->mark_mu, &until);
+        if (s->sweep_stopping)
+            break;
+        pthread_mutex_unlock(&s->mark_mu);
+        submit_relay_once(s);
+        if (s->cfg.purge_interval_ms > 0 && model_now_us() >= next_purge) {
+            purge_keys(s);
+            next_purge = model_now_us() + (int64_t)s->cfg.purge_interval_ms * 1000;
+        }
+        pthread_mutex_lock(&s->mark_mu);
+    }
+    pthread_mutex_unlock(&s->mark_mu);
+    return NULL;
+}
+
+void submit_stats(struct submit *s, struct submit_stats *ret_stats)
+{
+    ret_stats->republished = atomic_load(&s->republished);
+    ret_stats->keys_purged = atomic_load(&s->keys_purged);
 }
 
 enum { MARK_CHUNK = 1000 };
@@ -244,11 +408,19 @@ int submit_new(const struct submit_config *cfg, const struct submit_store_ops *s
     pthread_cond_init(&s->cv, NULL);
     pthread_mutex_init(&s->mark_mu, NULL);
     pthread_cond_init(&s->mark_cv, NULL);
+    pthread_cond_init(&s->sweep_cv, NULL);
     if (pthread_create(&s->marker, NULL, marker_thread, s) != 0) {
         submit_free(s);
         return -1;
     }
     s->marker_started = true;
+    if (s->cfg.relay_interval_ms > 0) {
+        if (pthread_create(&s->sweeper, NULL, sweeper_thread, s) != 0) {
+            submit_free(s);
+            return -1;
+        }
+        s->sweeper_started = true;
+    }
     s->threads = calloc((size_t)s->cfg.threads, sizeof *s->threads);
     if (!s->threads) {
         submit_free(s);
@@ -268,6 +440,12 @@ void submit_free(struct submit *s)
 {
     if (!s)
         return;
+    pthread_mutex_lock(&s->mark_mu);
+    s->sweep_stopping = true;
+    pthread_cond_signal(&s->sweep_cv);
+    pthread_mutex_unlock(&s->mark_mu);
+    if (s->sweeper_started)
+        pthread_join(s->sweeper, NULL);
     pthread_mutex_lock(&s->mu);
     s->stopping = true;
     pthread_cond_broadcast(&s->cv);
@@ -284,6 +462,7 @@ void submit_free(struct submit *s)
         pthread_join(s->marker, NULL);
     free(s->marks);
     pthread_cond_destroy(&s->mark_cv);
+    pthread_cond_destroy(&s->sweep_cv);
     pthread_mutex_destroy(&s->mark_mu);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);

@@ -7,8 +7,13 @@
  * request's completion.  Acknowledged tasks are answered as QUEUED; one marker
  * thread writes PENDING -> QUEUED for them in bulk, off the response path (SPEC
  * §3.1: "answers 202 ... then marks the row QUEUED"), so a commit per batch is
- * saved and batches from all pipelines share one update.  Nothing here calls a database or Kafka
- * library: the adapters come in through the ops tables, so tests plug in fakes.
+ * saved and batches from all pipelines share one update.
+ *
+ * A sweeper thread is the outbox relay: every relay_interval_ms it publishes
+ * PENDING rows older than outbox_age_ms (broker down at submit time, or the
+ * producer crashed between commit and publish) and marks them QUEUED, so no
+ * accepted task is lost; it also purges expired idempotency keys.  Nothing here calls a database or
+ * Kafka library: the adapters come in through the ops tables, so tests plug in fakes.
  */
 #ifndef DISPATCH_SUBMIT_H
 #define DISPATCH_SUBMIT_H
@@ -16,9 +21,23 @@
 #include <stddef.h>
 #include "model/model.h"
 
+/* Publishes tasks and waits: errs[i] = 0 for each one the broker acknowledged. */
+typedef void (*submit_relay_fn)(void *arg, const struct task *const *tasks, size_t n, int *errs);
+
 struct submit_store_ops {
-    int (*insert_batch)(void *ctx, const struct task *const *tasks, size_t n);
+    /* Inserts the tasks and claims their idempotency keys in one transaction
+     * (idem[i] NULL: no key); a task whose key was claimed before is not inserted. */
+    int (*insert_batch)(void *ctx, const struct task *const *tasks, struct idem_claim *const *idem,
+                        size_t n);
     int (*mark_queued)(void *ctx, const struct ids_id *ids, size_t n);
+    /* Stores the responses of keyed requests. */
+    int (*respond)(void *ctx, const struct idem_response *r, size_t n);
+    /* The outbox relay: hands up to limit PENDING tasks created before older_than
+     * (us) to publish, marks the acknowledged ones QUEUED; counts both. */
+    int (*relay)(void *ctx, int64_t older_than, int limit, submit_relay_fn publish, void *arg,
+                 int *ret_seen, int *ret_published);
+    /* Deletes up to limit expired idempotency keys. */
+    int (*purge_keys)(void *ctx, int limit, int *ret_deleted);
 };
 
 /* err 0 = acknowledged; detail may be NULL (same shape as queue_delivery_fn). */
@@ -35,6 +54,15 @@ struct submit_config {
     int batch_max;          /* requests per transaction */
     int publish_timeout_ms; /* the broker's ack deadline */
     int max_waiting;        /* requests waiting for a pipeline thread before 503 */
+    int outbox_age_ms;      /* PENDING rows older than this are the relay's */
+    int relay_interval_ms;  /* how often the relay looks (0: no relay thread) */
+    int purge_interval_ms;  /* how often expired keys are deleted (0: never) */
+};
+
+/* Counters the producer exports as metrics; read with atomic loads. */
+struct submit_stats {
+    unsigned long long republished; /* tasks the relay published */
+    unsigned long long keys_purged;
 };
 
 enum submit_result {
@@ -43,6 +71,9 @@ enum submit_result {
                             the outbox relay will publish it */
     SUBMIT_DB_DOWN,      /* nothing stored: 503 */
     SUBMIT_OVERLOADED,   /* nothing stored, too many waiting: 503 */
+    SUBMIT_REPLAYED,     /* the key's earlier request answered: idem.response_* hold it */
+    SUBMIT_KEY_MISMATCH, /* the key was used with another body: 422 */
+    SUBMIT_KEY_BUSY,     /* the key's earlier request is still in flight: 409 */
 };
 
 struct submit_request;
@@ -52,7 +83,10 @@ typedef void (*submit_done_fn)(struct submit_request *req, void *opaque);
  * is called (exactly once, on a pipeline thread, or before submit_enqueue returns
  * when it returns an error). */
 struct submit_request {
-    struct task task; /* in: the new task; out: its status as stored */
+    struct task task;       /* in: the new task; out: its status as stored */
+    struct idem_claim idem; /* in: key (NULL: none), method, route, fingerprint,
+                               expires_at; out: the earlier claim, if any */
+    char *view;             /* out: the task view (JSON) for ACCEPTED/UNAVAILABLE, owned */
     submit_done_fn done;
     void *opaque;
     enum submit_result result;    /* out */
@@ -67,6 +101,12 @@ int submit_new(const struct submit_config *cfg, const struct submit_store_ops *s
                struct submit **ret_s);
 /* Stops taking requests, finishes the ones taken, joins the threads, frees. */
 void submit_free(struct submit *s);
+
+void submit_stats(struct submit *s, struct submit_stats *ret_stats);
+
+/* Runs one relay pass now (tests, and the relay thread); returns the number of
+ * tasks published, or -1 when the store failed. */
+int submit_relay_once(struct submit *s);
 
 /* Hands req to the pipeline.  Returns 0; or -1 when overloaded or stopping, in which
  * case req->result is set and done is NOT called. */

@@ -51,7 +51,7 @@ static void test_insert_get_roundtrip(void **state)
     b.ordering_key = strdup("customer-42");
     b.run_at = a.created_at + 60 * 1000000LL;
     b.timeout_ms = 1500;
-    assert_int_equal(store_task_insert_batch(store, batch, 2), STORE_OK);
+    assert_int_equal(store_task_insert_batch(store, batch, NULL, 2), STORE_OK);
 
     assert_int_equal(store_task_get(store, &a.id, &got), STORE_OK);
     assert_true(ids_equal(&got.id, &a.id));
@@ -94,7 +94,7 @@ static void test_duplicate_id_rolls_back_whole_batch(void **state)
     new_task(&a, "echo", "1");
     new_task(&b, "echo", "2");
     b.id = a.id;
-    assert_int_equal(store_task_insert_batch(store, batch, 2), STORE_EDUP);
+    assert_int_equal(store_task_insert_batch(store, batch, NULL, 2), STORE_EDUP);
     assert_int_equal(store_task_get(store, &a.id, &got), STORE_ENOTFOUND);
     model_task_release(&a);
     model_task_release(&b);
@@ -109,7 +109,7 @@ static void test_mark_queued_only_from_pending(void **state)
     (void)state;
     new_task(&a, "echo", "1");
     new_task(&b, "echo", "2");
-    assert_int_equal(store_task_insert_batch(store, batch, 2), STORE_OK);
+    assert_int_equal(store_task_insert_batch(store, batch, NULL, 2), STORE_OK);
     /* b is claimed by a worker before the producer marks it: it must stay RUNNING */
     assert_int_equal(store_task_claim(store, &b.id, "w1", 30000, &got, &claim), STORE_OK);
     assert_int_equal(claim, STORE_CLAIMED);
@@ -140,7 +140,7 @@ static void test_claim_finish_and_fencing(void **state)
         .status = TASK_SUCCEEDED, .outcome = STORE_OUTCOME_SUCCEEDED, .result = "{\"done\":true}"};
     (void)state;
     new_task(&a, "echo", "{}");
-    assert_int_equal(store_task_insert_batch(store, batch, 1), STORE_OK);
+    assert_int_equal(store_task_insert_batch(store, batch, NULL, 1), STORE_OK);
 
     assert_int_equal(store_task_claim(store, &a.id, "w1", 30000, &got, &claim), STORE_OK);
     assert_int_equal(claim, STORE_CLAIMED);
@@ -187,7 +187,7 @@ static void test_expired_lease_is_claimed_again(void **state)
     enum store_claim claim;
     (void)state;
     new_task(&a, "echo", "{}");
-    assert_int_equal(store_task_insert_batch(store, batch, 1), STORE_OK);
+    assert_int_equal(store_task_insert_batch(store, batch, NULL, 1), STORE_OK);
     /* a lease of 0 ms has expired by the time anyone else looks */
     assert_int_equal(store_task_claim(store, &a.id, "w1", 0, &got, &claim), STORE_OK);
     assert_int_equal(claim, STORE_CLAIMED);
@@ -207,7 +207,7 @@ static void test_lease_covers_the_task_timeout(void **state)
     (void)state;
     new_task(&a, "sleep", "{}");
     a.timeout_ms = 60000;
-    assert_int_equal(store_task_insert_batch(store, batch, 1), STORE_OK);
+    assert_int_equal(store_task_insert_batch(store, batch, NULL, 1), STORE_OK);
     /* lease_ms 0, but the task may run for a minute: nobody else may take it */
     assert_int_equal(store_task_claim(store, &a.id, "w1", 0, &got, &claim), STORE_OK);
     assert_int_equal(claim, STORE_CLAIMED);
@@ -241,7 +241,7 @@ static void test_large_payload(void **state)
     big[n + 2] = '\0';
     new_task(&a, "echo", big);
     free(big);
-    assert_int_equal(store_task_insert_batch(store, batch, 1), STORE_OK);
+    assert_int_equal(store_task_insert_batch(store, batch, NULL, 1), STORE_OK);
     assert_int_equal(store_task_get(store, &a.id, &got), STORE_OK);
     assert_int_equal(strlen(got.payload), n + 2);
     assert_string_equal(got.payload, a.payload);

@@ -20,16 +20,28 @@ struct fake {
     int publish_err;    /* reported to done */
     int publish_refuse; /* returned by publish */
     bool gate_closed;   /* insert blocks while true */
+    bool seen_answered; /* the fake's known key has a stored response */
+    size_t responded;
     size_t inserted, published, marked, batches;
     char last_key[300];
     char last_value[512];
     char last_trace[64];
 };
 
-static int f_insert(void *ctx, const struct task *const *tasks, size_t n)
+static int f_insert(void *ctx, const struct task *const *tasks, struct idem_claim *const *idem,
+                    size_t n)
 {
     struct fake *f = ctx;
     (void)tasks;
+    for (size_t i = 0; i < n; i++) {
+        /* the fake store knows one key, "seen", claimed before with body {"a":1} */
+        if (idem[i] && strcmp(idem[i]->key, "seen") == 0) {
+            idem[i]->exists = true;
+            idem[i]->same_fingerprint = idem[i]->fingerprint[0] == 1;
+            idem[i]->response_code = f->seen_answered ? 202 : 0;
+            idem[i]->response_body = f->seen_answered ? strdup("{\"replayed\":true}") : NULL;
+        }
+    }
     pthread_mutex_lock(&f->mu);
     f->batches++;
     pthread_cond_broadcast(&f->cv);
@@ -39,6 +51,19 @@ static int f_insert(void *ctx, const struct task *const *tasks, size_t n)
         f->inserted += n;
     pthread_mutex_unlock(&f->mu);
     return f->insert_rc;
+}
+
+static int f_respond(void *ctx, const struct idem_response *r, size_t n)
+{
+    struct fake *f = ctx;
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(r[i].code, 202);
+        assert_non_null(strstr(r[i].body, "\"id\""));
+    }
+    f->responded += n;
+    pthread_mutex_unlock(&f->mu);
+    return 0;
 }
 
 static int f_mark(void *ctx, const struct ids_id *ids, size_t n)
@@ -68,7 +93,7 @@ static int f_publish(void *ctx, const char *key, size_t key_len, const char *val
     return 0;
 }
 
-static const struct submit_store_ops store_ops = {f_insert, f_mark};
+static const struct submit_store_ops store_ops = {f_insert, f_mark, f_respond, NULL, NULL};
 static const struct submit_queue_ops queue_ops = {f_publish};
 
 /* Requests complete on pipeline threads; tests wait for all of them. */
@@ -110,9 +135,19 @@ static void make_request(struct submit_request *r, struct waiter *w, const char 
     r->opaque = w;
 }
 
+static void release(struct submit_request *r)
+{
+    model_task_release(&r->task);
+    free(r->view);
+    free(r->idem.response_body);
+}
+
 static struct submit *start(struct fake *f, int threads, int batch, int max_waiting)
 {
-    struct submit_config cfg = {threads, batch, 1000, max_waiting};
+    struct submit_config cfg = {.threads = threads,
+                                .batch_max = batch,
+                                .publish_timeout_ms = 1000,
+                                .max_waiting = max_waiting};
     struct submit *s = NULL;
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
@@ -141,7 +176,7 @@ static void test_accepted_tasks_are_published_and_marked(void **state)
     for (int i = 0; i < N; i++) {
         assert_int_equal(reqs[i].result, SUBMIT_ACCEPTED);
         assert_int_equal(reqs[i].task.status, TASK_QUEUED);
-        model_task_release(&reqs[i].task);
+        release(&reqs[i]);
     }
     free(reqs);
 }
@@ -168,8 +203,8 @@ static void test_key_value_and_trace_of_the_message(void **state)
     assert_string_equal(f.last_key, id);
     assert_non_null(strstr(f.last_value, id));
     submit_free(s);
-    model_task_release(&a.task);
-    model_task_release(&b.task);
+    release(&a);
+    release(&b);
 }
 
 static void test_database_down_stores_nothing_and_publishes_nothing(void **state)
@@ -185,7 +220,7 @@ static void test_database_down_stores_nothing_and_publishes_nothing(void **state
     submit_free(s);
     assert_int_equal(r.result, SUBMIT_DB_DOWN);
     assert_int_equal(f.published, 0);
-    model_task_release(&r.task);
+    release(&r);
 }
 
 static void test_broker_failure_leaves_pending_unmarked(void **state)
@@ -203,7 +238,7 @@ static void test_broker_failure_leaves_pending_unmarked(void **state)
     assert_int_equal(r.task.status, TASK_PENDING);
     assert_int_equal(f.inserted, 1);
     assert_int_equal(f.marked, 0);
-    model_task_release(&r.task);
+    release(&r);
 }
 
 static void test_refused_publish_is_unavailable(void **state)
@@ -219,7 +254,7 @@ static void test_refused_publish_is_unavailable(void **state)
     submit_free(s);
     assert_int_equal(r.result, SUBMIT_UNAVAILABLE);
     assert_int_equal(f.marked, 0);
-    model_task_release(&r.task);
+    release(&r);
 }
 
 static void test_overload_is_refused_without_callback(void **state)
@@ -248,9 +283,59 @@ static void test_overload_is_refused_without_callback(void **state)
     submit_free(s);
     assert_int_equal(w.done, 2); /* r3 never called back */
     assert_int_equal(f.inserted, 2);
-    model_task_release(&r1.task);
-    model_task_release(&r2.task);
-    model_task_release(&r3.task);
+    release(&r1);
+    release(&r2);
+    release(&r3);
+}
+
+static void test_idempotency_outcomes(void **state)
+{
+    struct fake f = {.seen_answered = true};
+    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    struct submit_request same, other, fresh;
+    struct submit *s = start(&f, 1, 8, 0);
+    (void)state;
+    make_request(&same, &w, NULL);
+    make_request(&other, &w, NULL);
+    make_request(&fresh, &w, NULL);
+    same.idem.key = "seen";
+    same.idem.fingerprint[0] = 1;
+    other.idem.key = "seen";
+    other.idem.fingerprint[0] = 2;
+    fresh.idem.key = "new-key";
+    assert_int_equal(submit_enqueue(s, &same), 0);
+    assert_int_equal(submit_enqueue(s, &other), 0);
+    assert_int_equal(submit_enqueue(s, &fresh), 0);
+    wait_done(&w, 3);
+    submit_free(s);
+    assert_int_equal(same.result, SUBMIT_REPLAYED);
+    assert_string_equal(same.idem.response_body, "{\"replayed\":true}");
+    assert_int_equal(other.result, SUBMIT_KEY_MISMATCH);
+    assert_int_equal(fresh.result, SUBMIT_ACCEPTED);
+    assert_non_null(fresh.view);
+    assert_int_equal(f.published, 1); /* only the fresh one */
+    assert_int_equal(f.responded, 1); /* and its response is stored under its key */
+    release(&same);
+    release(&other);
+    release(&fresh);
+}
+
+static void test_in_flight_key_is_busy(void **state)
+{
+    struct fake f = {.seen_answered = false};
+    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    struct submit_request r;
+    struct submit *s = start(&f, 1, 8, 0);
+    (void)state;
+    make_request(&r, &w, NULL);
+    r.idem.key = "seen";
+    r.idem.fingerprint[0] = 1;
+    assert_int_equal(submit_enqueue(s, &r), 0);
+    wait_done(&w, 1);
+    submit_free(s);
+    assert_int_equal(r.result, SUBMIT_KEY_BUSY);
+    assert_int_equal(f.published, 0);
+    release(&r);
 }
 
 int main(void)
@@ -262,6 +347,8 @@ int main(void)
         cmocka_unit_test(test_broker_failure_leaves_pending_unmarked),
         cmocka_unit_test(test_refused_publish_is_unavailable),
         cmocka_unit_test(test_overload_is_refused_without_callback),
+        cmocka_unit_test(test_idempotency_outcomes),
+        cmocka_unit_test(test_in_flight_key_is_busy),
     };
     return cmocka_run_group_tests_name("submit", tests, NULL, NULL);
 }

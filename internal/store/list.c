@@ -1,0 +1,83 @@
+/* store — a user's tasks, newest first, one keyset page at a time. */
+#include "store/store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Fetches every row of the executed statement into tasks (room for cap). */
+static int fetch_rows(MYSQL_STMT *st, struct task *tasks, size_t cap, size_t *ret_n)
+{
+    size_t n = 0;
+    int rc;
+    for (;;) {
+        if (n == cap) {
+            /* LIMIT ? bounds the rows: one more would be a bug, not data */
+            struct task extra;
+            rc = store__fetch_task(st, &extra);
+            if (rc == STORE_OK) {
+                model_task_release(&extra);
+                rc = STORE_EDB;
+            }
+            break;
+        }
+        rc = store__fetch_task(st, &tasks[n]);
+        if (rc != STORE_OK)
+            break;
+        n++;
+    }
+    if (rc != STORE_ENOTFOUND) {
+        for (size_t i = 0; i < n; i++)
+            model_task_release(&tasks[i]);
+        return rc;
+    }
+    *ret_n = n;
+    return STORE_OK;
+}
+
+int store_task_list(struct store *s, const struct store_task_filter *f, struct task **ret_tasks,
+                    size_t *ret_n)
+{
+    /* greater than every id: "from the newest" without a second statement */
+    static const struct ids_id after_all = {{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                             0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
+    struct store__params p = {0};
+    struct store__conn *c;
+    MYSQL_STMT *st;
+    struct task *tasks;
+    size_t n = 0;
+    int rc;
+
+    if (f->limit < 1 || f->limit > STORE_LIST_MAX)
+        return STORE_EINVAL;
+    tasks = calloc(f->limit, sizeof *tasks);
+    if (!tasks)
+        return STORE_ENOMEM;
+    c = store__acquire(s);
+    if (!c) {
+        free(tasks);
+        return STORE_EDB;
+    }
+    st = store__stmt(c, STMT_TASK_LIST);
+    store__p_id(&p, &f->user_id);
+    store__p_id(&p, f->before ? f->before : &after_all);
+    store__p_str(&p, f->status ? model_status_name(*f->status) : NULL);
+    store__p_str(&p, f->type);
+    store__p_int(&p, (long long)f->limit);
+    rc = store__p_exec(st, &p, "task list");
+    if (rc == STORE_OK)
+        rc = fetch_rows(st, tasks, f->limit, &n);
+    if (st)
+        mysql_stmt_free_result(st);
+    store__release(s, c, rc == STORE_EDB);
+    if (rc != STORE_OK) {
+        free(tasks);
+        return rc;
+    }
+    if (n == 0) {
+        free(tasks);
+        tasks = NULL;
+    }
+    *ret_tasks = tasks;
+    *ret_n = n;
+    return STORE_OK;
+}
