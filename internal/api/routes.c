@@ -6,10 +6,15 @@
 const struct api_route api_routes[] = {
     {"GET", "/healthz", "healthz", api_h_healthz, false},
     {"GET", "/readyz", "readyz", api_h_readyz, false},
+    {"GET", "/metrics", "metrics", api_h_metrics, false},
     {"POST", "/auth/register", "auth_register", api_h_register, false},
     {"POST", "/auth/login", "auth_login", api_h_login, false},
     {"POST", "/tasks", "tasks_create", api_h_tasks_create, true},
     {"GET", "/tasks/{id}", "tasks_get", api_h_tasks_get, true},
+    /* shares its path with POST /tasks: the matcher tries every route of a path
+     * before answering 405, so the order of the two does not matter */
+    {"GET", "/tasks", "tasks_list", api_h_tasks_list, true},
+    {"POST", "/tasks/{id}/cancel", "tasks_cancel", api_h_tasks_cancel, true},
 };
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];
 

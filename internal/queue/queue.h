@@ -66,6 +66,11 @@ int queue_produce_sync(struct queue_producer *p, const char *topic, const void *
 /* Broker reachable (metadata answered within timeout_ms)? */
 bool queue_producer_ready(struct queue_producer *p, int timeout_ms);
 
+/* How often the handle was replaced after a fatal error (librdkafka #4438). */
+unsigned queue_producer_recreated(struct queue_producer *p);
+/* Tests: raises a simulated fatal idempotence error on the current handle. */
+int queue_producer_test_fatal(struct queue_producer *p);
+
 /* --- consumer ------------------------------------------------------------ */
 
 struct queue_consumer_config {
