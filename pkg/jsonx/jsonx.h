@@ -1,7 +1,8 @@
 /* jsonx — bounded JSON parsing and declarative body specs over cJSON.
  *
- * jsonx_parse() never reads past len, rejects trailing bytes other than whitespace
- * and nesting deeper than max_depth (checked before cJSON recurses, so a hostile
+ * jsonx_parse() never reads past len, rejects trailing bytes other than whitespace,
+ * bytes that are not well-formed UTF-8, and nesting deeper than max_depth (checked before cJSON
+ * recurses, so a hostile
  * "[[[[..." cannot exhaust the stack).  jsonx_spec_parse() checks an object against a
  * spec array, GNU Taler style, so handlers do not hand-write field checks:
  *
@@ -31,6 +32,7 @@ enum jsonx_err {
     JSONX_ERR_SYNTAX = -1, /* not JSON, or trailing bytes */
     JSONX_ERR_DEPTH = -2,  /* nested deeper than max_depth */
     JSONX_ERR_NOMEM = -3,
+    JSONX_ERR_UTF8 = -4, /* not well-formed UTF-8 (RFC 8259 §8.1) */
 };
 
 /* Parses exactly buf[0..len).  On success *ret_root is owned by the caller
@@ -55,16 +57,34 @@ struct jsonx_field {
     void *dest;
 };
 
-#define JSONX_STRING(n, req, lo, hi, d) {(n), JSONX_T_STRING, (req), (lo), (hi), (d)}
-#define JSONX_INT(n, req, lo, hi, d)    {(n), JSONX_T_INT, (req), (lo), (hi), (d)}
-#define JSONX_BOOL(n, req, d)           {(n), JSONX_T_BOOL, (req), 0, 0, (d)}
-#define JSONX_ANY(n, req, d)            {(n), JSONX_T_ANY, (req), 0, 0, (d)}
-#define JSONX_OBJECT(n, req, d)         {(n), JSONX_T_OBJECT, (req), 0, 0, (d)}
-#define JSONX_END                       {NULL, JSONX_T_END, false, 0, 0, NULL}
+#define JSONX_STRING(n, req, lo, hi, d)                                                            \
+    {                                                                                              \
+        (n), JSONX_T_STRING, (req), (lo), (hi), (d)                                                \
+    }
+#define JSONX_INT(n, req, lo, hi, d)                                                               \
+    {                                                                                              \
+        (n), JSONX_T_INT, (req), (lo), (hi), (d)                                                   \
+    }
+#define JSONX_BOOL(n, req, d)                                                                      \
+    {                                                                                              \
+        (n), JSONX_T_BOOL, (req), 0, 0, (d)                                                        \
+    }
+#define JSONX_ANY(n, req, d)                                                                       \
+    {                                                                                              \
+        (n), JSONX_T_ANY, (req), 0, 0, (d)                                                         \
+    }
+#define JSONX_OBJECT(n, req, d)                                                                    \
+    {                                                                                              \
+        (n), JSONX_T_OBJECT, (req), 0, 0, (d)                                                      \
+    }
+#define JSONX_END                                                                                  \
+    {                                                                                              \
+        NULL, JSONX_T_END, false, 0, 0, NULL                                                       \
+    }
 
 struct jsonx_error {
-    const char *field;  /* the offending field's name (borrowed from the spec), or NULL */
-    char reason[96];    /* e.g. "is required", "must be a string of 1..64 bytes" */
+    const char *field; /* the offending field's name (borrowed from the spec), or NULL */
+    char reason[96];   /* e.g. "is required", "must be a string of 1..64 bytes" */
 };
 
 /* Checks obj (must be an object) against spec.  Unknown members are rejected when

@@ -61,6 +61,37 @@ static void test_parse_ok(void **state)
     cJSON_Delete(root);
 }
 
+static int parse_bytes(const char *s, size_t len)
+{
+    cJSON *root = NULL;
+    int rc = jsonx_parse(s, len, 8, &root);
+    cJSON_Delete(root);
+    return rc;
+}
+
+static void test_utf8_is_required(void **state)
+{
+    static const struct {
+        const char *s;
+        int want;
+    } cases[] = {
+        {"\"h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80\"", JSONX_OK}, /* é € 😀 */
+        {"\"\xff\xfe\"", JSONX_ERR_UTF8},                             /* not UTF-8 at all */
+        {"\"\xc3\"", JSONX_ERR_UTF8},                                 /* truncated */
+        {"\"\xc0\xaf\"", JSONX_ERR_UTF8},                             /* overlong '/' */
+        {"\"\xe0\x80\xaf\"", JSONX_ERR_UTF8},                         /* overlong, 3 bytes */
+        {"\"\xed\xa0\x80\"", JSONX_ERR_UTF8},                         /* a surrogate */
+        {"\"\xf4\x90\x80\x80\"", JSONX_ERR_UTF8},                     /* above U+10FFFF */
+        {"\"\xe2\x82\"", JSONX_ERR_UTF8},                             /* cut short */
+        {"\"\\ud83d\\ude00\"", JSONX_OK},                             /* escaped pair */
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_int_equal(parse_bytes(cases[i].s, strlen(cases[i].s)), cases[i].want);
+    /* a multi-byte character cut by the length bound is not read past it */
+    assert_int_equal(parse_bytes("\"\xc3\xa9\"", 2), JSONX_ERR_UTF8);
+}
+
 static void test_depth_boundary(void **state)
 {
     static const char *const pairs[][2] = {{"[", "]"}, {"{\"k\":", "}"}};
@@ -120,8 +151,8 @@ static void test_hostile_depth_no_recursion(void **state)
 static void test_trailing_and_syntax(void **state)
 {
     static const char *const bad[] = {
-        "",     "   ",       "{} x", "1 2",   "{}{}", "[1,2",    "{\"a\":", "\"ab",  "tru",
-        "[1,]", "{\"a\" 1}", "nul",  "{} //", "[] ,", "{'a':1}", "\xef",    "[1] ]",
+        "",    "   ",  "{} x",      "1 2", "{}{}",  "[1,2", "{\"a\":", "\"ab",
+        "tru", "[1,]", "{\"a\" 1}", "nul", "{} //", "[] ,", "{'a':1}", "[1] ]",
     };
     cJSON *root;
     (void)state;
@@ -508,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_canonical_strings_and_numbers),
         cmocka_unit_test(test_canonical_built_tree),
         cmocka_unit_test(test_canonical_large),
+        cmocka_unit_test(test_utf8_is_required),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
