@@ -126,10 +126,13 @@ struct api_param {
     void *dest;
 };
 
+/* brace initialisers in macros, kept on one line like jsonx.h's */
+/* clang-format off */
 #define API_PARAM_INT(n, lo, hi, d) {(n), API_PT_INT, (lo), (hi), NULL, NULL, (d)}
-#define API_PARAM_STRING(n, lo, hi, fn, what, d)                                                   \
+#define API_PARAM_STRING(n, lo, hi, fn, what, d) \
     {(n), API_PT_STRING, (lo), (hi), (fn), (what), (d)}
 #define API_PARAM_END {NULL, API_PT_END, 0, 0, NULL, NULL, NULL}
+/* clang-format on */
 #define API_PARAMS_MAX 16 /* entries one spec may have */
 
 /* Checks the request's query parameters against spec; on failure prepares a 400

@@ -1,4 +1,5 @@
-/* GET /tasks/{id} — the task's view from the status service. */
+/* GET /tasks/{id} — the task's view from the status service, with its ETag;
+ * If-None-Match that matches it answers 304 without a body (etag.c). */
 #include "api/api_int.h"
 
 #include <string.h>
@@ -9,6 +10,7 @@ void api_h_tasks_get(struct api_request *req)
 {
     struct ids_id id;
     struct task t;
+    char etag[API_ETAG_LEN + 1];
     cJSON *view;
     int rc;
 
@@ -28,6 +30,7 @@ void api_h_tasks_get(struct api_request *req)
         api_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "1");
         return;
     }
+    api_etag(&t, etag);
     view = model_task_view(&t);
     model_task_release(&t);
     if (!view) {
@@ -35,6 +38,12 @@ void api_h_tasks_get(struct api_request *req)
                     "out of memory");
         return;
     }
-    api_respond_json(req, MHD_HTTP_OK, view);
+    if (api_if_none_match(req, etag)) {
+        api_respond_not_modified(req, etag, view);
+    } else {
+        api_respond_json(req, MHD_HTTP_OK, view);
+        if (req->status == MHD_HTTP_OK)
+            api_add_header(req, MHD_HTTP_HEADER_ETAG, etag);
+    }
     cJSON_Delete(view);
 }
