@@ -119,7 +119,7 @@ static int store_get(void *ctx, const struct ids_id *id, struct task *ret_task)
 
 static int cmd_task_get(const struct config *cfg, int argc, char **argv, FILE *out, FILE *err)
 {
-    static const struct status_store_ops ops = {store_get};
+    static const struct status_store_ops ops = {.get = store_get}; /* reads one task only */
     struct store_config sc = store_cfg(cfg, 1);
     struct store *store = NULL;
     struct ids_id id;
