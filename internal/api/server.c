@@ -259,26 +259,6 @@ void api_complete(struct api_request *req)
     MHD_resume_connection(req->conn);
 }
 
-static int resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
-{
-    char host[256];
-    char port_s[16];
-    int port;
-    struct addrinfo hints = {0}, *res = NULL;
-    if (config_split_addr(addr, host, sizeof host, &port) < 0)
-        return -1;
-    snprintf(port_s, sizeof port_s, "%d", port);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    if (getaddrinfo(host, port_s, &hints, &res) != 0 || !res)
-        return -1;
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
-}
-
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char buf[512];
@@ -300,7 +280,7 @@ int api_new(const struct api_config *cfg, const struct api_deps *deps, struct ap
         return -1;
     api->cfg = *cfg;
     api->deps = *deps;
-    if (resolve(cfg->addr, &ss, &sslen) < 0) {
+    if (config_resolve_addr(cfg->addr, &ss, &sslen) < 0) {
         log_error("cannot resolve listen address", LOG_S("addr", cfg->addr));
         free(api);
         return -1;

@@ -2,6 +2,8 @@
 #include "config/config.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
@@ -718,5 +720,24 @@ int config_split_addr(const char *addr, char *ret_host, size_t size, int *ret_po
     memcpy(ret_host, host, len);
     ret_host[len] = '\0';
     *ret_port = port;
+    return 0;
+}
+
+int config_resolve_addr(const char *addr, struct sockaddr_storage *ret_ss, unsigned *ret_len)
+{
+    char host[256], port_s[16];
+    int port;
+    struct addrinfo hints = {0}, *res = NULL;
+    if (config_split_addr(addr, host, sizeof host, &port) < 0)
+        return -1;
+    snprintf(port_s, sizeof port_s, "%d", port);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    if (getaddrinfo(host, port_s, &hints, &res) != 0 || !res)
+        return -1;
+    memcpy(ret_ss, res->ai_addr, res->ai_addrlen);
+    *ret_len = (unsigned)res->ai_addrlen;
+    freeaddrinfo(res);
     return 0;
 }

@@ -120,4 +120,9 @@ void config_print_markdown(FILE *out);
  * ret_host (size bytes).  Returns 0 or -1. */
 int config_split_addr(const char *addr, char *ret_host, size_t size, int *ret_port);
 
+/* Resolves "host:port" (config_split_addr's forms) to a socket address to bind
+ * (getaddrinfo, passive, numeric port; the first answer).  Returns 0 or -1. */
+struct sockaddr_storage;
+int config_resolve_addr(const char *addr, struct sockaddr_storage *ret_ss, unsigned *ret_len);
+
 #endif

@@ -3,7 +3,6 @@
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
-#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -77,33 +76,17 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     return reply(conn, MHD_HTTP_NOT_FOUND, strdup("not found\n"), 10, "text/plain");
 }
 
-static int resolve(const char *addr, struct sockaddr_storage *ss)
-{
-    char host[256], port_s[16];
-    int port;
-    struct addrinfo hints = {0}, *res = NULL;
-    if (config_split_addr(addr, host, sizeof host, &port) < 0)
-        return -1;
-    snprintf(port_s, sizeof port_s, "%d", port);
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    if (getaddrinfo(host, port_s, &hints, &res) != 0 || !res)
-        return -1;
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-    return 0;
-}
-
 int opshttp_new(const struct opshttp_config *cfg, struct opshttp **ret)
 {
     struct opshttp *o = calloc(1, sizeof *o);
     struct sockaddr_storage ss;
+    socklen_t sslen;
     const union MHD_DaemonInfo *info;
     unsigned int flags = MHD_USE_POLL_INTERNAL_THREAD;
     if (!o)
         return -1;
     o->cfg = *cfg;
-    if (resolve(cfg->addr, &ss) < 0) {
+    if (config_resolve_addr(cfg->addr, &ss, &sslen) < 0) {
         log_error("cannot resolve ops address", LOG_S("addr", cfg->addr));
         free(o);
         return -1;
