@@ -65,26 +65,46 @@ static int cancel_once(struct store__conn *c, const struct ids_id *id, const str
     return STORE_OK;
 }
 
-int store_task_cancel(struct store *s, const struct ids_id *id, const struct ids_id *owner,
-                      struct task *ret_task, enum store_cancel *ret_outcome)
+struct cancel_args {
+    const struct ids_id *id;
+    const struct ids_id *owner;
+    struct task task;
+    enum store_cancel outcome;
+};
+
+static int cancel_fn(struct store__conn *c, void *arg)
 {
-    struct store__conn *c = store__acquire(s);
+    struct cancel_args *a = arg;
     enum store_cancel outcome = STORE_CANCEL_NOT_FOUND;
     struct task t = {0};
     bool again = true;
     int rc = STORE_OK;
 
-    if (!c)
-        return STORE_EDB;
     for (int i = 0; i < CANCEL_TRIES && again && rc == STORE_OK; i++)
-        rc = cancel_once(c, id, owner, &t, &outcome, &again);
-    store__release(s, c, rc == STORE_EDB);
+        rc = cancel_once(c, a->id, a->owner, &t, &outcome, &again);
     if (rc == STORE_OK && again)
         rc = STORE_EDB; /* moved under us every time: report, do not guess */
     if (rc != STORE_OK)
         return rc;
-    if (outcome != STORE_CANCEL_NOT_FOUND)
-        *ret_task = t;
-    *ret_outcome = outcome;
+    a->task = t;
+    a->outcome = outcome;
+    return STORE_OK;
+}
+
+int store_task_cancel(struct store *s, const struct ids_id *id, const struct ids_id *owner,
+                      struct task *ret_task, enum store_cancel *ret_outcome)
+{
+    /* in a transaction, so a deadlock with a concurrent claim or the QUEUED marker
+     * is retried rather than reported as an outage */
+    struct cancel_args a = {.id = id, .owner = owner, .outcome = STORE_CANCEL_NOT_FOUND};
+    int rc = store__in_tx(s, cancel_fn, &a);
+    if (rc != STORE_OK) {
+        if (a.outcome != STORE_CANCEL_NOT_FOUND)
+            model_task_release(&a.task);
+        return rc;
+    }
+    if (a.outcome != STORE_CANCEL_NOT_FOUND)
+        *ret_task = a.task;
+    *ret_outcome = a.outcome;
     return STORE_OK;
 }

@@ -78,6 +78,37 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_TASK_CANCEL] = "UPDATE tasks SET status = 'CANCELED', finished_at = UTC_TIMESTAMP(6), "
                          "updated_at = UTC_TIMESTAMP(6) WHERE id = ? AND user_id = ? "
                          "AND status IN ('PENDING', 'QUEUED', 'RETRYING')",
+    /* --- dlq.c: the dead-letter queue, for dispatchctl --- */
+    [STMT_ATTEMPT_LIST] = "SELECT attempt, worker_id, outcome, started_at, finished_at, error "
+                          "FROM task_attempts WHERE task_id = ? ORDER BY id LIMIT ?",
+    /* a DEAD row's finished_at is set by the worker; COALESCE covers rows written
+     * by hand.  status = 'DEAD' is the prefix of ix_tasks_status_created */
+    [STMT_DLQ_LIST] = "SELECT " STORE__TASK_COLUMNS " FROM tasks WHERE status = 'DEAD' AND "
+                      "type = COALESCE(?, type) AND COALESCE(finished_at, updated_at) >= ? "
+                      "ORDER BY COALESCE(finished_at, updated_at) DESC, id DESC LIMIT ?",
+    [STMT_DLQ_PAGE] = "SELECT " STORE__TASK_COLUMNS " FROM tasks WHERE status = 'DEAD' AND "
+                      "type = COALESCE(?, type) AND (created_at > ? OR (created_at = ? AND "
+                      "id > ?)) ORDER BY created_at, id LIMIT ?",
+    [STMT_DLQ_LOCK] = "SELECT " STORE__TASK_COLUMNS " FROM tasks WHERE id = ? FOR UPDATE",
+    [STMT_DLQ_REPLAY] = "UPDATE tasks SET status = 'QUEUED', attempts = 0, result = NULL, "
+                        "last_error = NULL, run_at = NULL, started_at = NULL, finished_at = "
+                        "NULL, lease_until = NULL, worker_id = NULL, updated_at = "
+                        "UTC_TIMESTAMP(6) WHERE id = ? AND status = 'DEAD'",
+    [STMT_DLQ_REPLAY_RECORD] = "INSERT INTO task_attempts (task_id, attempt, worker_id, "
+                               "started_at, finished_at, outcome, error) VALUES (?, 0, ?, "
+                               "UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), 'replayed', ?)",
+    [STMT_DLQ_COUNT] = "SELECT COUNT(*) FROM tasks WHERE status = 'DEAD' AND "
+                       "COALESCE(finished_at, updated_at) < ?",
+    [STMT_DLQ_PURGE_PICK] = "SELECT id FROM tasks WHERE status = 'DEAD' AND "
+                            "COALESCE(finished_at, updated_at) < ? ORDER BY created_at "
+                            "LIMIT ? FOR UPDATE",
+    [STMT_DLQ_AUDIT] = "INSERT INTO dlq_audit (action, actor, at, task_id, user_id, type, "
+                       "attempts, last_error, traceparent, created_at, finished_at) SELECT "
+                       "'purge', ?, UTC_TIMESTAMP(6), id, user_id, type, attempts, last_error, "
+                       "traceparent, created_at, finished_at FROM tasks WHERE id = ? AND "
+                       "status = 'DEAD'",
+    [STMT_DLQ_DELETE_ATTEMPTS] = "DELETE FROM task_attempts WHERE task_id = ?",
+    [STMT_DLQ_DELETE] = "DELETE FROM tasks WHERE id = ? AND status = 'DEAD'",
 };
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
@@ -329,9 +360,12 @@ int store__in_tx(struct store *s, int (*fn)(struct store__conn *, void *), void 
         rc = store__exec(c->db, "START TRANSACTION");
         if (rc == STORE_OK)
             rc = fn(c, arg);
-        if (rc == STORE_OK)
+        if (rc == STORE_OK) {
+            /* fn's outputs are written: never run it again, whatever COMMIT says */
             rc = store__exec(c->db, "COMMIT");
-        else if (rc != STORE_EDB && store__exec(c->db, "ROLLBACK") != STORE_OK)
+            if (rc == STORE__ERETRY)
+                rc = STORE_EDB;
+        } else if (rc != STORE_EDB && store__exec(c->db, "ROLLBACK") != STORE_OK)
             rc = STORE_EDB;
     }
     if (rc == STORE__ERETRY) {
