@@ -51,7 +51,7 @@ mapfile -d '' -t SCRIPTS < <(files '*.sh' '.ci/run')
 run_clang_tidy() {
     local rc=0
     printf '%s\0' "${C_FILES[@]}" | xargs -0 -I{} -P2 clang-tidy --quiet {} \
-        -- -std=c17 -D_GNU_SOURCE -Iinternal -Ipkg -Itests -I/usr/include/mariadb \
+        -- -std=c17 -D_GNU_SOURCE -DDISPATCH_VERSION=\"lint\" -Iinternal -Ipkg -Itests -I/usr/include/mariadb \
         >"$OUT/clang-tidy.raw" 2>&1 || rc=$?
     # Drop the per-file "N warnings generated." counts (of system headers, not shown).
     grep -vE '^[0-9]+ (warnings?|errors?)( and [0-9]+ errors?)? generated\.$' \
