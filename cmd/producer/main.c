@@ -136,7 +136,7 @@ static int op_purge_keys(void *ctx, int limit, int *ret_deleted)
 }
 
 static const struct submit_store_ops submit_store = {op_insert, op_mark_queued, op_respond,
-                                                     op_relay, op_purge_keys};
+                                                     op_relay,  op_purge_keys,  STORE_EINVAL};
 static const struct submit_queue_ops submit_queue = {op_publish};
 static const struct status_store_ops status_store = {op_get, op_list};
 static const struct control_store_ops control_store = {op_cancel};

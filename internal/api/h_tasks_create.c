@@ -143,6 +143,10 @@ static void respond_submitted(struct api_request *req)
                     "a request with this Idempotency-Key is still being processed");
         api_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "1");
         return;
+    case SUBMIT_REJECTED:
+        api_problem(req, MHD_HTTP_BAD_REQUEST, "validation", "Invalid Request",
+                    "the task's values were refused by the database; nothing was stored");
+        return;
     case SUBMIT_UNAVAILABLE:
         api_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "broker-unavailable", "Service Unavailable",
                     "the task was stored but the broker did not acknowledge it in time; it "

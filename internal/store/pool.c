@@ -300,10 +300,16 @@ MYSQL_STMT *store__stmt(struct store__conn *c, enum store__stmt which)
     return st;
 }
 
-static int classify_errno(unsigned err, const char *what, const char *msg)
+static int classify_errno(unsigned err, const char *sqlstate, const char *what, const char *msg)
 {
     if (err == ER_DUP_ENTRY)
         return STORE_EDUP;
+    /* SQLSTATE class 22, data exception: this row's values, not the connection */
+    if (sqlstate && strncmp(sqlstate, "22", 2) == 0) {
+        log_warn("mysql refused a value", LOG_S("op", what), LOG_I("errno", err),
+                 LOG_S("error", msg));
+        return STORE_EINVAL;
+    }
     if (err == ER_LOCK_DEADLOCK || err == ER_LOCK_WAIT_TIMEOUT) {
         log_debug("mysql transaction to be retried", LOG_S("op", what), LOG_I("errno", err),
                   LOG_S("error", msg));
@@ -315,7 +321,7 @@ static int classify_errno(unsigned err, const char *what, const char *msg)
 int store__stmt_error(MYSQL_STMT *st, const char *what)
 {
     unsigned err = mysql_stmt_errno(st);
-    int rc = classify_errno(err, what, mysql_stmt_error(st));
+    int rc = classify_errno(err, mysql_stmt_sqlstate(st), what, mysql_stmt_error(st));
     if (rc != 0)
         return rc;
     log_error("mysql statement failed", LOG_S("op", what), LOG_I("errno", err),
@@ -326,7 +332,7 @@ int store__stmt_error(MYSQL_STMT *st, const char *what)
 int store__db_error(MYSQL *db, const char *what)
 {
     unsigned err = mysql_errno(db);
-    int rc = classify_errno(err, what, mysql_error(db));
+    int rc = classify_errno(err, mysql_sqlstate(db), what, mysql_error(db));
     if (rc != 0)
         return rc;
     log_error("mysql query failed", LOG_S("op", what), LOG_I("errno", err),

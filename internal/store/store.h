@@ -1,6 +1,7 @@
 /* store — MariaDB adapter: a small pool of connections, every statement prepared.
  *
- * Tables (migrations/0001): users, tasks, idempotency_keys, task_attempts.  Ids are
+ * Tables (migrations/0001): users, tasks, idempotency_keys, task_attempts; (0002)
+ * dlq_audit.  Ids are
  * BINARY(16); times DATETIME(6) in UTC (each session runs with time_zone '+00:00').
  * Every call takes a pooled connection for its duration and gives it back; a
  * connection that failed is closed and re-opened on next use.  Thread-safe.
@@ -13,6 +14,7 @@
  *                          store_task_finish, fenced by "AND attempts = ?"
  *   PENDING|QUEUED|RETRYING -> CANCELED
  *                          store_task_cancel, by the task's owner only
+ *   DEAD -> QUEUED         store_dlq_replay (the row locked, then "AND status = 'DEAD'")
  */
 #ifndef DISPATCH_STORE_H
 #define DISPATCH_STORE_H
@@ -30,7 +32,7 @@ enum store_err {
     STORE_ESTALE = -3,    /* fencing: the attempt number moved on */
     STORE_EDUP = -4,      /* a unique key already holds this value */
     STORE_ENOMEM = -5,
-    STORE_EINVAL = -6,
+    STORE_EINVAL = -6,    /* the database refused a value (SQLSTATE 22): the data, not the link */
 };
 const char *store_strerror(int err);
 
@@ -150,6 +152,81 @@ enum store_cancel {
  * untouched. */
 int store_task_cancel(struct store *s, const struct ids_id *id, const struct ids_id *owner,
                       struct task *ret_task, enum store_cancel *ret_outcome);
+
+/* --- the dead-letter queue: DEAD rows, for dispatchctl (dlq.c) ------------- */
+
+/* One task_attempts row (the task's history). */
+struct store_attempt {
+    int attempt;        /* 0 on a 'replayed' row: the count restarts after it */
+    char worker_id[129];
+    char outcome[16];   /* running|succeeded|failed|timeout|permanent|lease_expired|replayed */
+    int64_t started_at; /* us */
+    int64_t finished_at; /* us; 0 while running */
+    char *error;        /* owned; NULL when none */
+};
+
+/* The task's attempts, oldest first (at most max rows).  On success *ret_attempts is
+ * a malloc'ed array of *ret_n rows owned by the caller (store_attempts_free; NULL
+ * when *ret_n is 0). */
+int store_task_attempts(struct store *s, const struct ids_id *id, size_t max,
+                        struct store_attempt **ret_attempts, size_t *ret_n);
+void store_attempts_free(struct store_attempt *a, size_t n);
+
+struct store_dlq_filter {
+    const char *type; /* only this type; NULL: any */
+    int64_t since;    /* only tasks that died (finished_at) at or after this (us); 0: any */
+    size_t limit;     /* 1..STORE_LIST_MAX rows at most */
+};
+
+/* DEAD tasks, latest death first (finished_at DESC, id DESC); the status prefix of
+ * ix_tasks_status_created finds them.  Results as store_task_list's. */
+int store_dlq_list(struct store *s, const struct store_dlq_filter *f, struct task **ret_tasks,
+                   size_t *ret_n);
+
+/* Keyset position in creation order. */
+struct store_dlq_cursor {
+    int64_t created_at;
+    struct ids_id id;
+};
+
+/* DEAD tasks of type (NULL: any) in creation order (created_at, id: the order of
+ * ix_tasks_status_created), those after *after only (NULL: from the oldest); the
+ * next page starts after the last task returned.  Results as store_task_list's. */
+int store_dlq_page(struct store *s, const char *type, const struct store_dlq_cursor *after,
+                   size_t limit, struct task **ret_tasks, size_t *ret_n);
+
+/* Publishes a replayed task (t: the row as reset, borrowed for the call); returns 0
+ * only once the broker acknowledged the message. */
+typedef int (*store_replay_fn)(void *arg, const struct task *t);
+
+enum store_replay {
+    STORE_REPLAYED = 0,       /* was DEAD: now QUEUED, recorded, published */
+    STORE_REPLAY_NOT_DEAD,    /* in another status: unchanged */
+    STORE_REPLAY_NOT_FOUND,   /* no such row */
+    STORE_REPLAY_UNPUBLISHED, /* publish failed: rolled back, still DEAD */
+};
+
+/* DEAD -> QUEUED, in one transaction: locks the row (SELECT ... FOR UPDATE), resets
+ * it (attempts 0, last_error/result/run_at/started_at/finished_at/lease NULL), adds a
+ * task_attempts row (attempt 0, worker actor, outcome 'replayed', error = the
+ * last_error it replaces), then calls publish and commits only when it returned 0;
+ * otherwise rolls back (the row stays DEAD).  A message whose ack was lost finds the
+ * row DEAD and is skipped by the worker's claim, so a replay never runs twice.  On
+ * STORE_REPLAYED and STORE_REPLAY_NOT_DEAD *ret_task is the row as it now is (caller
+ * releases it); otherwise it is untouched. */
+int store_dlq_replay(struct store *s, const struct ids_id *id, const char *actor,
+                     store_replay_fn publish, void *arg, struct task *ret_task,
+                     enum store_replay *ret_outcome);
+
+/* How many DEAD tasks died before `before` (us). */
+int store_dlq_count(struct store *s, int64_t before, size_t *ret_n);
+
+/* One transaction: locks up to limit DEAD tasks that died before `before`, oldest
+ * first, copies each into dlq_audit (action 'purge', actor), deletes its
+ * task_attempts rows and the task.  *ret_n says how many went: fewer than limit
+ * means none is left. */
+int store_dlq_purge(struct store *s, int64_t before, const char *actor, size_t limit,
+                    size_t *ret_n);
 
 /* --- users ---------------------------------------------------------------- */
 

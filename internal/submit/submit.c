@@ -214,23 +214,36 @@ static void record_responses(struct submit *s, struct scratch *x, size_t n_fresh
         s->store->respond(s->store_ctx, x->resp, n_resp);
 }
 
-static void run_batch(struct submit *s, struct scratch *x, size_t n)
+static void run_batch(struct submit *s, struct scratch *x, struct submit_request **reqs, size_t n)
 {
     size_t n_fresh = 0, n_acked = 0;
+    int rc;
     for (size_t i = 0; i < n; i++) {
-        x->tasks[i] = &x->reqs[i]->task;
-        x->idem[i] = x->reqs[i]->idem.key ? &x->reqs[i]->idem : NULL;
+        x->tasks[i] = &reqs[i]->task;
+        x->idem[i] = reqs[i]->idem.key ? &reqs[i]->idem : NULL;
     }
-    if (s->store->insert_batch(s->store_ctx, x->tasks, x->idem, n) != 0) {
+    rc = s->store->insert_batch(s->store_ctx, x->tasks, x->idem, n);
+    if (rc != 0 && s->store->invalid_code != 0 && rc == s->store->invalid_code) {
+        /* one row's values were refused and the whole transaction with it: run
+         * each request alone, so only the guilty one is turned away */
+        for (size_t i = 0; i < n; i++) {
+            if (n == 1)
+                complete(reqs[i], SUBMIT_REJECTED);
+            else
+                run_batch(s, x, &reqs[i], 1);
+        }
+        return;
+    }
+    if (rc != 0) {
         for (size_t i = 0; i < n; i++)
-            complete(x->reqs[i], SUBMIT_DB_DOWN);
+            complete(reqs[i], SUBMIT_DB_DOWN);
         return;
     }
     for (size_t i = 0; i < n; i++) {
         if (x->idem[i] && x->idem[i]->exists)
-            complete(x->reqs[i], claimed_before(x->idem[i]));
+            complete(reqs[i], claimed_before(x->idem[i]));
         else
-            x->fresh[n_fresh++] = x->reqs[i];
+            x->fresh[n_fresh++] = reqs[i];
     }
     for (size_t i = 0; i < n_fresh; i++)
         x->fresh_tasks[i] = &x->fresh[i]->task;
@@ -278,7 +291,7 @@ static void *pipeline_thread(void *arg)
     if (!scratch_init(&x, max))
         max = 0; /* cannot work: leave the requests to the other threads */
     while (max > 0 && (n = take(s, x.reqs, max)) > 0)
-        run_batch(s, &x, n);
+        run_batch(s, &x, x.reqs, n);
     scratch_free(&x);
     return NULL;
 }

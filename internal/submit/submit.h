@@ -38,6 +38,9 @@ struct submit_store_ops {
                  int *ret_seen, int *ret_published);
     /* Deletes up to limit expired idempotency keys. */
     int (*purge_keys)(void *ctx, int limit, int *ret_deleted);
+    /* What insert_batch returns when the database refused a value of some row
+     * (the batch is then split to find it; 0: never). */
+    int invalid_code;
 };
 
 /* err 0 = acknowledged; detail may be NULL (same shape as queue_delivery_fn). */
@@ -74,6 +77,7 @@ enum submit_result {
     SUBMIT_REPLAYED,     /* the key's earlier request answered: idem.response_* hold it */
     SUBMIT_KEY_MISMATCH, /* the key was used with another body: 422 */
     SUBMIT_KEY_BUSY,     /* the key's earlier request is still in flight: 409 */
+    SUBMIT_REJECTED,     /* the database refused this task's values: 400, nothing stored */
 };
 
 struct submit_request;

@@ -47,6 +47,12 @@ static int f_insert(void *ctx, const struct task *const *tasks, struct idem_clai
     pthread_cond_broadcast(&f->cv);
     while (f->gate_closed)
         pthread_cond_wait(&f->cv, &f->mu);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(tasks[i]->payload, "\"poison\"") == 0) {
+            pthread_mutex_unlock(&f->mu);
+            return -42; /* the database refused a value: the whole batch rolls back */
+        }
+    }
     if (f->insert_rc == 0)
         f->inserted += n;
     pthread_mutex_unlock(&f->mu);
@@ -93,7 +99,7 @@ static int f_publish(void *ctx, const char *key, size_t key_len, const char *val
     return 0;
 }
 
-static const struct submit_store_ops store_ops = {f_insert, f_mark, f_respond, NULL, NULL};
+static const struct submit_store_ops store_ops = {f_insert, f_mark, f_respond, NULL, NULL, -42};
 static const struct submit_queue_ops queue_ops = {f_publish};
 
 /* Requests complete on pipeline threads; tests wait for all of them. */
@@ -338,6 +344,40 @@ static void test_in_flight_key_is_busy(void **state)
     release(&r);
 }
 
+static void test_a_refused_row_does_not_sink_its_batch(void **state)
+{
+    struct fake f = {.gate_closed = true};
+    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    struct submit_request r[4];
+    struct submit *s = start(&f, 1, 8, 0);
+    (void)state;
+    for (int i = 0; i < 4; i++)
+        make_request(&r[i], &w, NULL);
+    free(r[2].task.payload);
+    r[2].task.payload = strdup("\"poison\"");
+    /* the first request holds the pipeline so the other three form one batch */
+    assert_int_equal(submit_enqueue(s, &r[0]), 0);
+    pthread_mutex_lock(&f.mu);
+    while (f.batches == 0)
+        pthread_cond_wait(&f.cv, &f.mu);
+    pthread_mutex_unlock(&f.mu);
+    for (int i = 1; i < 4; i++)
+        assert_int_equal(submit_enqueue(s, &r[i]), 0);
+    pthread_mutex_lock(&f.mu);
+    f.gate_closed = false;
+    pthread_cond_broadcast(&f.cv);
+    pthread_mutex_unlock(&f.mu);
+    wait_done(&w, 4);
+    submit_free(s);
+    assert_int_equal(r[1].result, SUBMIT_ACCEPTED);
+    assert_int_equal(r[2].result, SUBMIT_REJECTED);
+    assert_int_equal(r[3].result, SUBMIT_ACCEPTED);
+    assert_int_equal(f.inserted, 3);
+    assert_int_equal(f.published, 3);
+    for (int i = 0; i < 4; i++)
+        release(&r[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -349,6 +389,7 @@ int main(void)
         cmocka_unit_test(test_overload_is_refused_without_callback),
         cmocka_unit_test(test_idempotency_outcomes),
         cmocka_unit_test(test_in_flight_key_is_busy),
+        cmocka_unit_test(test_a_refused_row_does_not_sink_its_batch),
     };
     return cmocka_run_group_tests_name("submit", tests, NULL, NULL);
 }
