@@ -38,6 +38,8 @@ UNIT_MODS := $(sort $(notdir $(call dirs_of,tests/unit)))
 UNIT_BINS := $(foreach m,$(UNIT_MODS),$(BUILD)/tests/unit/test_$(m))
 INTEG_SRCS := $(wildcard tests/integration/*.c)
 INTEG_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INTEG_SRCS))
+BENCH_SRCS := $(wildcard tests/bench/*.c)
+BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRCS))
 TEST_SUPPORT := $(wildcard tests/support/*.c)
 BIN_PATHS := $(BUILD)/bin/dispatch-producer $(BUILD)/bin/dispatch-worker $(BUILD)/bin/dispatchctl
 
@@ -47,7 +49,7 @@ BIN_PATHS := $(BUILD)/bin/dispatch-producer $(BUILD)/bin/dispatch-worker $(BUILD
 .DEFAULT_GOAL := all
 
 all: $(BIN_PATHS)
-build-all: $(BIN_PATHS) $(UNIT_BINS) $(INTEG_BINS)
+build-all: $(BIN_PATHS) $(UNIT_BINS) $(INTEG_BINS) $(BENCH_BINS)
 
 # --- objects ---------------------------------------------------------------
 $(BUILD)/obj/pkg/%.o: pkg/%.c
@@ -95,6 +97,10 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(SUPPORT_OBJS)
 	$(CC) $(BASE_CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LINK_LIBS) -lcmocka $(LDLIBS)
 
 
+$(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(SUPPORT_OBJS) $(ALL_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LINK_LIBS) $(LDLIBS)
+
 # --- the commands -----------------------------------------------------------
 deps:
 	@scripts/deps.sh
@@ -121,8 +127,9 @@ up: deps
 down:
 	@scripts/down.sh
 
-bench:
-	@echo "benchmarks arrive with the benchmark issue; see docs/" && false
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCH_BINS)
+	@BUILD=$(BUILD) tests/bench/bench.sh
 
 install: $(BIN_PATHS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/dispatch/migrations

@@ -32,7 +32,8 @@ PACKAGES=(
     clang-format clang-tidy cppcheck valgrind kcat
     mariadb-server mariadb-client redis-server
     default-jdk-headless maven
-    python3 python3-pytest curl jq
+    python3 python3-pytest python3-yaml curl jq
+    wrk nginx-light bc
 )
 # A package counts as present when it, or one of these, is installed.
 declare -A ALTERNATIVES=(
