@@ -10,6 +10,9 @@
 #   bash -n        syntax of every shell script (shellcheck is not installed here)
 #   openapi        api/openapi.yaml with Redocly CLI 1.x (scripts/deps.sh installs it)
 #   compose        docker/compose.yaml with `docker-compose config -q`, if installed
+#   alerts         docs/alerts.yml with `promtool check rules`, and its unit tests
+#                  tests/alerts/alerts_test.yml (`promtool test rules`), if promtool is
+#                  installed (Debian package prometheus)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -124,6 +127,15 @@ elif ! command -v docker-compose >/dev/null 2>&1; then
     skip compose "docker-compose not installed: apt-get install docker-compose"
 else
     check compose docker-compose -f docker/compose.yaml config -q
+fi
+
+if [[ ! -f docs/alerts.yml ]]; then
+    skip alerts "no docs/alerts.yml"
+elif ! command -v promtool >/dev/null 2>&1; then
+    skip alerts "promtool not installed: apt-get install prometheus"
+else
+    check alerts bash -c 'promtool check rules docs/alerts.yml &&
+        promtool test rules tests/alerts/alerts_test.yml'
 fi
 
 if ((${#FAILED[@]} > 0)); then

@@ -14,6 +14,7 @@
 #include "account/account.h"
 #include "api/api.h"
 #include "auth/auth.h"
+#include "cache/cache.h"
 #include "config/config.h"
 #include "control/control.h"
 #include "log/log.h"
@@ -44,7 +45,13 @@ struct wiring {
     struct workpool *blocking;
     struct api *api;
     struct metrics *metrics; /* outlives every module that counts */
+    struct cache *cache;     /* Redis: status entries and invalidation events */
+    struct status_reader *reader;
 };
+
+/* How long a status miss reserves the Redis fill for its reader: more than a
+ * MariaDB lookup takes; a lease that lapses only costs the fill. */
+#define REDIS_LEASE_MS 3000
 
 /* --- adapters seen through the services' ops tables -------------------------- */
 
@@ -135,6 +142,60 @@ static int op_purge_keys(void *ctx, int limit, int *ret_deleted)
     return store_idem_purge(ctx, limit, ret_deleted);
 }
 
+/* --- the status read path: Redis for the reader, events into it, invalidations -- */
+
+static int op_cache_get(void *ctx, const struct ids_id *id, struct status_cache_entry *ret_entry)
+{
+    struct cache_entry e;
+    int rc = cache_task_get(ctx, id, &e);
+    if (rc != CACHE_OK)
+        return rc;
+    *ret_entry = (struct status_cache_entry){e.value, e.len, e.lease};
+    return 0;
+}
+
+static int op_cache_fill(void *ctx, const struct ids_id *id, uint64_t lease, int64_t version,
+                         const void *value, size_t len, int ttl_ms)
+{
+    return cache_task_fill(ctx, id, lease, version, value, len, ttl_ms);
+}
+
+static void on_event_changed(void *ctx, const struct ids_id *id)
+{
+    status_changed(ctx, id);
+}
+
+static void on_event_state(void *ctx, bool up)
+{
+    status_events(ctx, up);
+}
+
+/* The marker's and the relay's PENDING -> QUEUED: queued for Redis, evicted
+ * everywhere (this producer included) by the event. */
+static void on_submit_changed(void *ctx, const struct ids_id *ids, size_t n)
+{
+    cache_task_changed(ctx, ids, n);
+}
+
+/* A cancel answers with the new state: Redis and this producer's LRU are told before
+ * the response, so the owner's next read sees it; other producers hear the event. */
+static void on_cancel_changed(void *ctx, const struct ids_id *id)
+{
+    struct wiring *w = ctx;
+    cache_task_changed_now(w->cache, id, 1);
+    status_changed(w->reader, id);
+}
+
+static double breaker_gauge(void *ctx)
+{
+    return (double)cache_breaker_state(ctx);
+}
+
+static const struct status_cache_ops status_cache = {op_cache_get, op_cache_fill};
+static const struct cache_events_ops cache_events = {on_event_changed, on_event_state};
+static const struct submit_notify_ops submit_notify = {on_submit_changed};
+static const struct control_notify_ops control_notify = {on_cancel_changed};
+
 static const struct submit_store_ops submit_store = {op_insert, op_mark_queued, op_respond,
                                                      op_relay,  op_purge_keys,  STORE_EINVAL};
 static const struct submit_queue_ops submit_queue = {op_publish};
@@ -164,6 +225,7 @@ static int start(struct wiring *w, struct publish_target *pt, struct api_probe *
         .outbox_age_ms = c->outbox_age_ms,
         .relay_interval_ms = 1000,
         .purge_interval_ms = 60000,
+        .notify = &submit_notify,
     };
     struct api_config ac = {c->http_addr,
                             c->http_threads,
@@ -175,6 +237,20 @@ static int start(struct wiring *w, struct publish_target *pt, struct api_probe *
                             c->idempotency_ttl_s};
 
     struct auth_config authc = {c->jwt_secret, c->jwt_issuer, c->token_ttl_s, 5};
+    struct cache_config cc = {.host = c->redis_host,
+                              .port = c->redis_port,
+                              .timeout_ms = c->redis_timeout_ms,
+                              .pool_size = c->redis_pool_size,
+                              .breaker_threshold = c->redis_breaker_threshold,
+                              .breaker_open_ms = c->redis_breaker_open_ms,
+                              .lease_ms = REDIS_LEASE_MS};
+    struct status_read_config rc = {.lru_entries = (size_t)c->status_lru_entries,
+                                    .lru_ttl_ms = c->status_lru_ttl_ms,
+                                    .negative_ttl_ms = c->status_negative_ttl_ms,
+                                    .redis_ttl_ms = c->redis_ttl_ms,
+                                    .redis_terminal_ttl_ms = c->redis_terminal_ttl_ms,
+                                    .threads = c->status_threads,
+                                    .queue_max = c->http_max_connections};
 
     if (auth_new(&authc, &w->auth) != AUTH_OK) {
         /* configuration, not a dependency: say it like any other bad setting */
@@ -194,15 +270,24 @@ static int start(struct wiring *w, struct publish_target *pt, struct api_probe *
         return EX_UNAVAILABLE;
     pt->producer = w->producer;
     pt->topic = c->kafka_topic;
+    /* Redis is optional at start: reads go to MariaDB until it answers */
+    if (cache_new(&cc, &w->cache) != CACHE_OK)
+        return EX_OSERR;
+    subc.notify_ctx = w->cache;
     if (submit_new(&subc, &submit_store, w->store, &submit_queue, pt, &w->submit) < 0)
         return EX_OSERR;
     w->status = (struct status){&status_store, w->store, STORE_ENOTFOUND};
-    w->control = (struct control){&control_store, w->store};
+    rc.metrics = w->metrics;
+    if (status_reader_new(&rc, &w->status, &status_cache, w->cache, &w->reader) != STATUS_OK ||
+        cache_subscribe(w->cache, &cache_events, w->reader) != CACHE_OK)
+        return EX_OSERR;
+    metrics_breaker_bind(w->metrics, "redis", breaker_gauge, w->cache);
+    w->control = (struct control){&control_store, w->store, &control_notify, w};
     probes[0] = (struct api_probe){"mysql", probe_mysql, w->store};
     probes[1] = (struct api_probe){"kafka", probe_kafka, w->producer};
     w->account = (struct account){&account_store, w->store, w->auth};
-    struct api_deps deps = {w->submit, &w->status, &w->account, w->auth,   w->blocking,
-                            probes,    2,          &w->control, w->metrics};
+    struct api_deps deps = {w->submit, &w->status, &w->account, w->auth,    w->blocking,
+                            probes,    2,          &w->control, w->metrics, w->reader};
     if (api_new(&ac, &deps, &w->api) < 0)
         return EX_UNAVAILABLE;
     return EX_OK;
@@ -211,9 +296,14 @@ static int start(struct wiring *w, struct publish_target *pt, struct api_probe *
 static void stop(struct wiring *w)
 {
     api_quiesce(w->api);
-    submit_free(w->submit);     /* completes every request it took */
-    workpool_free(w->blocking); /* and so does the sign-in pool */
+    submit_free(w->submit);        /* completes every request it took */
+    workpool_free(w->blocking);    /* and so does the sign-in pool */
+    cache_unsubscribe(w->cache);   /* no more events into the reader */
+    status_reader_stop(w->reader); /* answers its long-polls and lookups */
     api_free(w->api);
+    status_reader_free(w->reader);
+    metrics_breaker_bind(w->metrics, "redis", NULL, NULL);
+    cache_free(w->cache); /* after the api and submit: both invalidate */
     auth_free(w->auth);
     queue_producer_free(w->producer);
     store_free(w->store);

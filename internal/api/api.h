@@ -18,6 +18,7 @@ struct auth;
 struct control;
 struct metrics;
 struct status;
+struct status_reader;
 struct submit;
 struct workpool;
 
@@ -49,6 +50,7 @@ struct api_deps {
     size_t n_probes;
     const struct control *control; /* POST /tasks/{id}/cancel */
     struct metrics *metrics;       /* per-request counts and GET /metrics; NULL: none */
+    struct status_reader *reader;  /* GET /tasks/{id}: the cached read path; NULL: status */
 };
 
 struct api;

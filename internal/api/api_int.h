@@ -13,6 +13,7 @@
 #include "jsonx/jsonx.h"
 #include "model/model.h"
 #include "submit/submit.h"
+#include "status/status.h"
 
 struct api {
     struct api_config cfg;
@@ -62,9 +63,13 @@ struct api_request {
     unsigned int status; /* response to queue */
     struct MHD_Response *response;
 
-    struct submit_request submit; /* POST /tasks: the pipeline's request */
-    char *credentials;            /* register/login: "email\0password\0", wiped after use */
+    struct submit_request submit;    /* POST /tasks: the pipeline's request */
+    char *credentials;               /* register/login: "email\0password\0", wiped after use */
     char idem_key[IDEM_KEY_MAX + 1]; /* POST /tasks: the Idempotency-Key, if any */
+
+    struct status_call read; /* GET /tasks/{id}: the lookup or long-poll under way */
+    long long wait_s;        /* GET /tasks/{id}?wait=N */
+    bool waited;             /* the long-poll was started (it ends the request) */
 };
 
 extern const struct api_route api_routes[];
@@ -154,6 +159,8 @@ bool api_if_none_match(struct api_request *req, const char *etag);
  * would carry (not consumed): libmicrohttpd announces a 304's Content-Length from
  * the response's size, and RFC 9110 §8.6 allows only the 200's length there. */
 void api_respond_not_modified(struct api_request *req, const char *etag, const cJSON *view);
+/* The same for a view already rendered: text (the 200's body) is taken over. */
+void api_respond_not_modified_text(struct api_request *req, const char *etag, char *text);
 
 /* --- endpoints --------------------------------------------------------------- */
 void api_h_healthz(struct api_request *req);

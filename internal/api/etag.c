@@ -123,15 +123,20 @@ bool api_if_none_match(struct api_request *req, const char *etag)
 
 void api_respond_not_modified(struct api_request *req, const char *etag, const cJSON *view)
 {
-    /* the body is never sent (MHD treats a 304 like a HEAD), only its length */
     char *text = cJSON_PrintUnformatted(view);
-    struct MHD_Response *r;
     if (!text) {
         api_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "Internal Server Error",
                     "out of memory");
         return;
     }
-    r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    api_respond_not_modified_text(req, etag, text);
+}
+
+void api_respond_not_modified_text(struct api_request *req, const char *etag, char *text)
+{
+    /* the body is never sent (MHD treats a 304 like a HEAD), only its length */
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(text);
         api_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "Internal Server Error",

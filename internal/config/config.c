@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "handler/handler.h"
 #include "log/log.h"
 
 #ifndef DISPATCH_VERSION
@@ -51,6 +52,15 @@ static int check_addr(const char *value)
 
     return config_split_addr(value, host, sizeof host, &port);
 }
+
+/* The http handler's own parser, so that what starts is what was checked. */
+static int check_http_routes(const char *value)
+{
+    return handler_http_routes_check(value) < 0 ? -1 : 0;
+}
+
+static const char expect_routes[] =
+    "comma-separated type=URL items, an http:// or https:// URL each, each type once";
 
 #define P      CONFIG_PRODUCER
 #define W      CONFIG_WORKER
@@ -116,6 +126,25 @@ static const struct config_option options[] = {
         "Milliseconds allowed for one MariaDB read or write."),
     STR(redis_host, "127.0.0.1", P | W, 1, 255, "Redis server host name or address."),
     INT(redis_port, "6379", P | W, 1, 65535, "Redis server TCP port."),
+    INT(redis_timeout_ms, "200", P | W, 10, 60000,
+        "Milliseconds allowed to connect to Redis and for each reply; nothing waits longer."),
+    INT(redis_pool_size, "4", P | W, 1, 256, "Redis connections kept for commands."),
+    INT(redis_breaker_threshold, "5", P | W, 1, 1000,
+        "Consecutive Redis failures that open its circuit (reads then go to MariaDB)."),
+    INT(redis_breaker_open_ms, "2000", P | W, 100, 600000,
+        "Milliseconds the Redis circuit stays open before one probe may close it."),
+    INT(redis_ttl_ms, "30000", P, 1000, 86400000,
+        "Lifetime of a task's status in Redis while it can still change (+-10 % jitter)."),
+    INT(redis_terminal_ttl_ms, "600000", P, 1000, 604800000,
+        "Lifetime in Redis of a SUCCEEDED, DEAD or CANCELED task's status (+-10 % jitter)."),
+    INT(status_lru_entries, "100000", P, 1, 100000000,
+        "Task statuses the producer keeps in its in-process cache."),
+    INT(status_lru_ttl_ms, "2000", P, 1, 60000,
+        "Milliseconds a status stays in the in-process cache (also evicted on change)."),
+    INT(status_negative_ttl_ms, "1000", P, 1, 60000,
+        "Milliseconds an unknown task id is remembered as unknown."),
+    INT(status_threads, "4", P, 1, 256,
+        "Threads looking task statuses up in Redis and MariaDB for GET /tasks/{id}."),
     STR(kafka_brokers, "127.0.0.1:9092", P | W | C, 1, 4096,
         "Comma-separated Kafka bootstrap brokers, host:port each."),
     STR(kafka_topic, "dispatch.tasks", P | W | C, 1, 249,
@@ -141,6 +170,9 @@ static const struct config_option options[] = {
         "Tasks a worker buffers between its consumer and its executors."),
     CHECKED(worker_http_addr, "127.0.0.1:9090", W, check_addr, expect_addr,
             "Address of the worker's /healthz and /metrics endpoints."),
+    {"worker_http_routes", OPT_STRING, OFF(worker_http_routes), "", W, false, 0, 16384,
+     check_http_routes, expect_routes,
+     "Task types the http handler delivers, as type=URL,type=URL: each task is POSTed there."},
     STR(worker_id, "", W, 0, 255,
         "Worker identity recorded on leased tasks; empty means host name and process id."),
     INT(worker_lease_ms, "60000", W, 1000, 86400000,

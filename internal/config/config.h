@@ -52,6 +52,18 @@ struct config {
     /* Redis */
     char *redis_host;
     int redis_port;
+    int redis_timeout_ms;        /* connect and each command */
+    int redis_pool_size;         /* command connections per process */
+    int redis_breaker_threshold; /* consecutive failures that open the circuit */
+    int redis_breaker_open_ms;   /* how long it stays open before a probe */
+    int redis_ttl_ms;            /* status entries of tasks still moving (+-10 %) */
+    int redis_terminal_ttl_ms;   /* status entries of SUCCEEDED/DEAD/CANCELED tasks */
+
+    /* status reads (producer) */
+    int status_lru_entries;
+    int status_lru_ttl_ms;
+    int status_negative_ttl_ms; /* unknown task ids */
+    int status_threads;         /* Redis and MariaDB lookups of GET /tasks/{id} */
 
     /* Kafka */
     char *kafka_brokers;
@@ -71,8 +83,9 @@ struct config {
     /* worker */
     int worker_concurrency;
     int worker_queue_size;
-    char *worker_http_addr; /* host:port of the worker's /healthz and /metrics */
-    char *worker_id;        /* empty: <hostname>-<pid> */
+    char *worker_http_addr;   /* host:port of the worker's /healthz and /metrics */
+    char *worker_http_routes; /* "type=URL,...": tasks the http handler POSTs; "" none */
+    char *worker_id;          /* empty: <hostname>-<pid> */
     int worker_lease_ms;
     int worker_grace_ms; /* SIGTERM drain grace period */
     int worker_task_timeout_ms;

@@ -25,8 +25,9 @@ int control_cancel(const struct control *c, const struct ids_id *id, const struc
         *ret_outcome = CONTROL_CANCEL_NOT_FOUND;
         return CONTROL_OK;
     }
-    /* SPEC §4 "every status change: MySQL, then Redis, then an invalidation": the
-     * cache ops slot in here once the status caches exist */
+    /* SPEC §4 "every status change: MySQL, then Redis, then an invalidation" */
+    if (outcome == CONTROL_CANCELED && c->notify && c->notify->changed)
+        c->notify->changed(c->notify_ctx, id);
     *ret_task = t;
     *ret_outcome = outcome;
     return CONTROL_OK;

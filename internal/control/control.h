@@ -29,9 +29,18 @@ enum control_err {
     CONTROL_EUNAVAILABLE = -1, /* the store failed; nothing is known to have changed */
 };
 
+/* Told of a status change control wrote, after its commit (SPEC §4: the store, then
+ * Redis, then an invalidation event).  On the caller's thread, before control_cancel
+ * returns, so the owner's next read sees the change. */
+struct control_notify_ops {
+    void (*changed)(void *ctx, const struct ids_id *id);
+};
+
 struct control {
     const struct control_store_ops *store;
     void *store_ctx;
+    const struct control_notify_ops *notify; /* NULL: nobody is told */
+    void *notify_ctx;
 };
 
 /* Cancels the task id on behalf of owner.  CONTROL_OK with *ret_outcome set; for

@@ -1,5 +1,6 @@
 /* ctl — the command table and the commands. */
 #include "ctl/ctl.h"
+#include "ctl/ctl_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@ struct ctl_cmd {
     int (*fn)(const struct config *cfg, int argc, char **argv, FILE *out, FILE *err);
 };
 
-static struct store_config store_cfg(const struct config *cfg, int pool)
+struct store_config ctl__store_config(const struct config *cfg, int pool)
 {
     struct store_config sc = {
         .host = cfg->mysql_host,
@@ -30,6 +31,17 @@ static struct store_config store_cfg(const struct config *cfg, int pool)
         .io_timeout_ms = cfg->mysql_io_timeout_ms,
     };
     return sc;
+}
+
+int ctl__store_open(const struct config *cfg, const char *cmd, struct store **ret_store, FILE *err)
+{
+    struct store_config sc = ctl__store_config(cfg, 1);
+    if (store_new(&sc, ret_store) != STORE_OK) {
+        fprintf(err, "dispatchctl: %s: cannot connect to MariaDB at %s:%d\n", cmd, sc.host,
+                sc.port);
+        return -1;
+    }
+    return 0;
 }
 
 /* [N]: how many migrations; none means all. */
@@ -59,7 +71,7 @@ static int store_exit(int rc)
 
 static int cmd_migrate_up(const struct config *cfg, int argc, char **argv, FILE *out, FILE *err)
 {
-    struct store_config sc = store_cfg(cfg, 1);
+    struct store_config sc = ctl__store_config(cfg, 1);
     int steps;
     if (parse_steps(argc, argv, &steps, err) < 0)
         return EX_USAGE;
@@ -68,7 +80,7 @@ static int cmd_migrate_up(const struct config *cfg, int argc, char **argv, FILE 
 
 static int cmd_migrate_down(const struct config *cfg, int argc, char **argv, FILE *out, FILE *err)
 {
-    struct store_config sc = store_cfg(cfg, 1);
+    struct store_config sc = ctl__store_config(cfg, 1);
     int steps;
     if (parse_steps(argc, argv, &steps, err) < 0)
         return EX_USAGE;
@@ -82,7 +94,7 @@ static int cmd_migrate_down(const struct config *cfg, int argc, char **argv, FIL
 
 static int cmd_migrate_status(const struct config *cfg, int argc, char **argv, FILE *out, FILE *err)
 {
-    struct store_config sc = store_cfg(cfg, 1);
+    struct store_config sc = ctl__store_config(cfg, 1);
     (void)argv;
     if (argc != 0) {
         fprintf(err, "dispatchctl: migrate status takes no arguments\n");
@@ -101,8 +113,13 @@ static int cmd_topics_create(const struct config *cfg, int argc, char **argv, FI
         fprintf(err, "dispatchctl: topics create takes no arguments\n");
         return EX_USAGE;
     }
-    rc = queue_topics_create(cfg->kafka_brokers, topics, 3, cfg->kafka_partitions, 1, 15000, errbuf,
+    /* nothing leaves the DLQ silently (SPEC §4): its records are never expired by age */
+    static const struct queue_topic_setting keep_forever[] = {{"retention.ms", "-1"}};
+    rc = queue_topics_create(cfg->kafka_brokers, topics, 2, cfg->kafka_partitions, 1, 15000, errbuf,
                              sizeof errbuf);
+    if (rc == QUEUE_OK)
+        rc = queue_topics_create_with(cfg->kafka_brokers, &topics[2], 1, cfg->kafka_partitions, 1,
+                                      keep_forever, 1, 15000, errbuf, sizeof errbuf);
     if (rc != QUEUE_OK) {
         fprintf(err, "dispatchctl: topics create: %s\n", errbuf[0] ? errbuf : queue_strerror(rc));
         return EX_UNAVAILABLE;
@@ -120,7 +137,7 @@ static int store_get(void *ctx, const struct ids_id *id, struct task *ret_task)
 static int cmd_task_get(const struct config *cfg, int argc, char **argv, FILE *out, FILE *err)
 {
     static const struct status_store_ops ops = {.get = store_get}; /* reads one task only */
-    struct store_config sc = store_cfg(cfg, 1);
+    struct store_config sc = ctl__store_config(cfg, 1);
     struct store *store = NULL;
     struct ids_id id;
     struct task t;
@@ -180,6 +197,26 @@ static const struct ctl_cmd commands[] = {
     {"topics", "create", "topics create        create the tasks, retry and DLQ topics",
      cmd_topics_create},
     {"task", "get", "task get ID          print a task's view as JSON", cmd_task_get},
+    {"task", "attempts",
+     "task attempts ID [--json]\n"
+     "                       print a task's attempt history",
+     ctl__task_attempts},
+    {"dlq", "list",
+     "dlq list [--type T] [--since TIME|DURATION] [--limit N] [--json]\n"
+     "                       dead tasks, latest death first",
+     ctl__dlq_list},
+    {"dlq", "tail",
+     "dlq tail [--follow] [--json]\n"
+     "                       print the DLQ topic's records from the beginning",
+     ctl__dlq_tail},
+    {"dlq", "replay",
+     "dlq replay ID...|--type T [--rate N/s] [--dry-run]\n"
+     "                       requeue dead tasks (attempts start again at 0)",
+     ctl__dlq_replay},
+    {"dlq", "purge",
+     "dlq purge --before TIME|DURATION [--yes]\n"
+     "                       delete dead tasks that died before TIME (audited)",
+     ctl__dlq_purge},
     {"config", "reference", "config reference     print every setting as Markdown (docs)",
      cmd_config_reference},
 };
@@ -200,8 +237,15 @@ int ctl_run(const struct config *cfg, int argc, char **argv, FILE *out, FILE *er
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         const struct ctl_cmd *c = &commands[i];
-        if (strcmp(argv[0], c->name) == 0 && strcmp(argv[1], c->sub) == 0)
-            return c->fn(cfg, argc - 2, argv + 2, out, err);
+        if (strcmp(argv[0], c->name) != 0 || strcmp(argv[1], c->sub) != 0)
+            continue;
+        for (int k = 2; k < argc && strcmp(argv[k], "--") != 0; k++) {
+            if (strcmp(argv[k], "--help") == 0) { /* "dispatchctl dlq replay --help" */
+                fprintf(out, "usage: dispatchctl [options] %s\n", c->usage);
+                return EX_OK;
+            }
+        }
+        return c->fn(cfg, argc - 2, argv + 2, out, err);
     }
     fprintf(err, "dispatchctl: unknown command '%s %s'\n", argv[0], argv[1]);
     ctl_usage(err);

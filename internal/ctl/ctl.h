@@ -1,4 +1,5 @@
-/* ctl — dispatchctl's commands: migrations, topics, task lookup.
+/* ctl — dispatchctl's commands: migrations, topics, task lookup and history, and
+ * the dead-letter queue (dlq list, tail, replay, purge: docs/runbook-dlq.md).
  *
  * Each command is one row of a table {name, sub, usage, fn}; ctl_run() finds the
  * row and returns a sysexits code (0 ok, 64 usage, 65 bad data, 69 unavailable,

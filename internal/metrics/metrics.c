@@ -42,6 +42,8 @@ static int register_families(struct metrics *m)
             0)
             return -1;
     }
+    if (metrics__cache_register(m) < 0)
+        return -1;
     return metrics__process_register(m->reg);
 }
 

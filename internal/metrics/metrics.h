@@ -58,4 +58,63 @@ void metrics_http_request(struct metrics *m, const char *route, const char *meth
 int metrics_expose(struct metrics *m, char **ret_text, size_t *ret_len);
 int metrics_write(struct metrics *m, FILE *out);
 
+/* --- the worker's set (SPEC §8), internal/metrics/worker.c -----------------------
+ *   tasks_processed_total{type,outcome}  counter: messages taskexec finished, by
+ *                                        outcome (succeeded, retried, dead, ...)
+ *   task_duration_seconds{type}          histogram, 1 ms .. 5 min: handler run time
+ *   task_retries_total                   counter: retry records published
+ *   dlq_messages_total                   counter: records published to the DLQ
+ *   pool_queue_depth, pool_busy          gauges read at scrape time (metrics_gauge_bind)
+ *   process_* as for the producer
+ * type is a registered task type (bounded by the program), or "other". */
+int metrics_worker_new(struct metrics **ret_m);
+
+enum metrics_worker_counter {
+    METRICS_TASK_RETRIES = 0, /* task_retries_total */
+    METRICS_DLQ_MESSAGES,     /* dlq_messages_total */
+    METRICS_N_WORKER_COUNTERS
+};
+void metrics_worker_add(struct metrics *m, enum metrics_worker_counter which, uint64_t n);
+
+/* One message finished by taskexec; seconds < 0 when no handler ran. */
+void metrics_task_processed(struct metrics *m, const char *type, const char *outcome,
+                            double seconds);
+
+enum metrics_gauge {
+    METRICS_POOL_QUEUE_DEPTH = 0, /* pool_queue_depth: tasks waiting for a thread */
+    METRICS_POOL_BUSY,            /* pool_busy: threads running a task */
+    METRICS_N_GAUGES
+};
+typedef double (*metrics_gauge_fn)(void *ctx);
+/* From now on the gauge's value is fn(ctx), called on the scraping thread under the
+ * registry's lock (quick, no metrics calls); fn NULL unbinds (before ctx goes away). */
+void metrics_gauge_bind(struct metrics *m, enum metrics_gauge which, metrics_gauge_fn fn,
+                        void *ctx);
+
+/* --- the status read path (producer), internal/metrics/cache.c --------------------
+ *   cache_requests_total{layer,result}  counter: lookups of GET /tasks/{id} by layer
+ *                                       (lru, redis, db) and result (hit, negative:
+ *                                       a cached "no such task", miss, error)
+ *   circuit_breaker_state{dependency}   gauge read at scrape time: 0 closed, 1 open,
+ *                                       2 half-open */
+enum metrics_cache_layer {
+    METRICS_CACHE_LRU = 0,
+    METRICS_CACHE_REDIS,
+    METRICS_CACHE_DB,
+    METRICS_N_CACHE_LAYERS
+};
+enum metrics_cache_result {
+    METRICS_CACHE_HIT = 0,
+    METRICS_CACHE_NEGATIVE,
+    METRICS_CACHE_MISS,
+    METRICS_CACHE_ERROR,
+    METRICS_N_CACHE_RESULTS
+};
+void metrics_cache_request(struct metrics *m, enum metrics_cache_layer layer,
+                           enum metrics_cache_result result);
+/* circuit_breaker_state{dependency="<dependency>"} is fn(ctx) from now on (same rules
+ * as metrics_gauge_bind); dependency is a program constant such as "redis". */
+void metrics_breaker_bind(struct metrics *m, const char *dependency, metrics_gauge_fn fn,
+                          void *ctx);
+
 #endif

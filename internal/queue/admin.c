@@ -55,6 +55,30 @@ static int create_all(rd_kafka_t *rk, rd_kafka_NewTopic_t **nt, size_t n, int ti
 int queue_topics_create(const char *brokers, const char *const *topics, size_t n, int partitions,
                         int replication, int timeout_ms, char *errbuf, size_t errlen)
 {
+    return queue_topics_create_with(brokers, topics, n, partitions, replication, NULL, 0,
+                                    timeout_ms, errbuf, errlen);
+}
+
+static rd_kafka_NewTopic_t *new_topic(const char *name, int partitions, int replication,
+                                      const struct queue_topic_setting *settings, size_t n_settings,
+                                      char *errbuf, size_t errlen)
+{
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(name, partitions, replication, errbuf, errlen);
+    for (size_t i = 0; nt && i < n_settings; i++) {
+        if (rd_kafka_NewTopic_set_config(nt, settings[i].name, settings[i].value) != 0) {
+            snprintf(errbuf, errlen, "%s: cannot set %s", name, settings[i].name);
+            rd_kafka_NewTopic_destroy(nt);
+            nt = NULL;
+        }
+    }
+    return nt;
+}
+
+int queue_topics_create_with(const char *brokers, const char *const *topics, size_t n,
+                             int partitions, int replication,
+                             const struct queue_topic_setting *settings, size_t n_settings,
+                             int timeout_ms, char *errbuf, size_t errlen)
+{
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_NewTopic_t **nt = calloc(n ? n : 1, sizeof(rd_kafka_NewTopic_t *));
     rd_kafka_t *rk = NULL;
@@ -75,7 +99,8 @@ int queue_topics_create(const char *brokers, const char *const *topics, size_t n
         goto out_free;
     }
     for (; made < n; made++) {
-        nt[made] = rd_kafka_NewTopic_new(topics[made], partitions, replication, errbuf, errlen);
+        nt[made] =
+            new_topic(topics[made], partitions, replication, settings, n_settings, errbuf, errlen);
         if (!nt[made])
             goto out_free;
     }

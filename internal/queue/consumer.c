@@ -21,8 +21,7 @@ struct queue_consumer {
     void *opaque;
 };
 
-/* librdkafka's own log lines, re-emitted as our JSON lines. */
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+void queue__on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     (void)rk;
     if (level <= 3) {
@@ -151,7 +150,7 @@ static int build_conf(const struct queue_consumer_config *cfg, struct queue_cons
         rd_kafka_conf_destroy(conf);
         return QUEUE_EKAFKA;
     }
-    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_log_cb(conf, queue__on_log);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_opaque(conf, c);
@@ -254,9 +253,14 @@ int queue_consumer_poll(struct queue_consumer *c, int timeout_ms, struct queue_m
         }
         return QUEUE_EKAFKA;
     }
+    /* on ENOMEM the offset is simply not stored: the message comes back after a restart */
+    return queue__message_wrap(rkm, ret_msg);
+}
+
+int queue__message_wrap(rd_kafka_message_t *rkm, struct queue_message **ret_msg)
+{
     struct queue_message *m = calloc(1, sizeof *m);
     if (m == NULL) {
-        /* the offset is simply not stored: the message comes back after a restart */
         rd_kafka_message_destroy(rkm);
         return QUEUE_ENOMEM;
     }

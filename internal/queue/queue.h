@@ -136,11 +136,51 @@ int queue_consumer_resume(struct queue_consumer *c, const struct queue_partition
 /* Commits stored offsets now (synchronously). */
 int queue_consumer_commit(struct queue_consumer *c);
 
+/* --- reader: one topic from its beginning, outside any group (reader.c) ---
+ *
+ * For operators (dispatchctl dlq tail): every partition of the topic is assigned at
+ * its beginning, nothing is ever committed, no group is joined, so reading changes
+ * nothing for anyone else.  Single-threaded like the consumer. */
+
+struct queue_reader_config {
+    const char *brokers;
+    const char *client_id;
+    const char *group; /* group.id librdkafka wants; never joined, nothing committed */
+    const char *topic;
+    int timeout_ms; /* metadata and watermark queries at start */
+};
+
+struct queue_reader;
+
+/* Looks the topic's partitions up and notes where each one ends now (its high
+ * watermark).  A topic that does not exist is QUEUE_EKAFKA with the reason in
+ * errbuf. */
+int queue_reader_new(const struct queue_reader_config *cfg, struct queue_reader **ret_r,
+                     char *errbuf, size_t errlen);
+void queue_reader_free(struct queue_reader *r);
+/* As queue_consumer_poll(). */
+int queue_reader_poll(struct queue_reader *r, int timeout_ms, struct queue_message **ret_msg);
+/* Every partition has been read up to where it ended when the reader started. */
+bool queue_reader_at_end(const struct queue_reader *r);
+
 /* --- admin --------------------------------------------------------------- */
 
 /* Creates the topics that do not exist yet (existing ones are fine), with
  * `partitions` partitions and replication factor 1..n per replication. */
 int queue_topics_create(const char *brokers, const char *const *topics, size_t n, int partitions,
                         int replication, int timeout_ms, char *errbuf, size_t errlen);
+
+/* A topic-level setting, e.g. {"retention.ms", "-1"}. */
+struct queue_topic_setting {
+    const char *name;
+    const char *value;
+};
+
+/* queue_topics_create() with settings given to each topic it creates (a topic that
+ * exists already keeps its own). */
+int queue_topics_create_with(const char *brokers, const char *const *topics, size_t n,
+                             int partitions, int replication,
+                             const struct queue_topic_setting *settings, size_t n_settings,
+                             int timeout_ms, char *errbuf, size_t errlen);
 
 #endif

@@ -55,7 +55,18 @@ void runner__part_drop_held(struct runner *r, struct runner__part *p)
         p->held_head = j->next;
         runner__job_free(r, j);
     }
-    p->held_tail = NULL;
+    p->n_held = 0;
+}
+
+void runner__part_hold(struct runner__part *p, struct runner__job *job)
+{
+    struct runner__job **pp = &p->held_head;
+    while (*pp != NULL && (*pp)->not_before_ms <= job->not_before_ms) {
+        pp = &(*pp)->next;
+    }
+    job->next = *pp;
+    *pp = job;
+    p->n_held++;
 }
 
 void runner__part_remove(struct runner *r, struct runner__part *p)
@@ -74,7 +85,11 @@ void runner__part_remove(struct runner *r, struct runner__part *p)
 
 static bool want_paused(const struct runner *r, const struct runner__part *p)
 {
-    return r->bp_paused || r->draining || p->held_head != NULL;
+    if (r->bp_paused || r->draining) {
+        return true;
+    }
+    return p->n_held >= RUNNER__HELD_MAX ||
+           (p->n_held > 0 && watermark_pending(p->wm) >= RUNNER__PENDING_MAX);
 }
 
 static bool needs(const struct runner *r, const struct runner__part *p, bool pause)
@@ -171,9 +186,7 @@ int64_t runner__release_due(struct runner *r)
         while (p->held_head != NULL && p->held_head->not_before_ms <= now) {
             struct runner__job *j = p->held_head;
             p->held_head = j->next;
-            if (p->held_head == NULL) {
-                p->held_tail = NULL;
-            }
+            p->n_held--;
             runner__pool_push(r, j);
         }
         if (p->held_head != NULL) {

@@ -42,7 +42,7 @@ static void run_job(struct runner *r, struct runner__job *job)
     job->rc = taskexec_run(r->te, &tm, &job->cancel, &outcome);
 }
 
-static void *worker_main(void *arg)
+static void *pool_thread(void *arg)
 {
     struct runner__worker *w = arg;
     struct runner *r = w->r;
@@ -88,7 +88,7 @@ int runner__pool_start(struct runner *r)
         pthread_mutex_lock(&r->mu);
         r->live++;
         pthread_mutex_unlock(&r->mu);
-        int err = pthread_create(&r->workers[i].tid, NULL, worker_main, &r->workers[i]);
+        int err = pthread_create(&r->workers[i].tid, NULL, pool_thread, &r->workers[i]);
         if (err != 0) {
             pthread_mutex_lock(&r->mu);
             r->live--;

@@ -85,6 +85,16 @@ out_attr:
     return rc;
 }
 
+static double gauge_queued(void *ctx)
+{
+    return (double)runner__pool_queued(ctx);
+}
+
+static double gauge_busy(void *ctx)
+{
+    return (double)runner__pool_running(ctx, NULL, NULL);
+}
+
 int runner_new(const struct runner_config *cfg, struct taskexec *te, struct runner **ret_r)
 {
     if (cfg == NULL || te == NULL || cfg->brokers == NULL || cfg->group == NULL ||
@@ -113,13 +123,21 @@ int runner_new(const struct runner_config *cfg, struct taskexec *te, struct runn
     r->max_poll_interval_ms = cfg->max_poll_interval_ms;
     r->session_timeout_ms = cfg->session_timeout_ms;
     r->te = te;
+    r->metrics = cfg->metrics;
+    metrics_gauge_bind(r->metrics, METRICS_POOL_QUEUE_DEPTH, gauge_queued, r);
+    metrics_gauge_bind(r->metrics, METRICS_POOL_BUSY, gauge_busy, r);
     *ret_r = r;
     return RUNNER_OK;
 }
 
 void runner_free(struct runner *r)
 {
-    if (r == NULL || r->leaked) {
+    if (r == NULL) {
+        return;
+    }
+    metrics_gauge_bind(r->metrics, METRICS_POOL_QUEUE_DEPTH, NULL, NULL);
+    metrics_gauge_bind(r->metrics, METRICS_POOL_BUSY, NULL, NULL);
+    if (r->leaked) {
         /* leaked: pool threads still run a handler and may touch r; exit reclaims it */
         return;
     }
@@ -301,13 +319,8 @@ static void accept_message(struct runner *r, struct queue_message *m)
     r->outstanding++;
     if (r->retry_topic != NULL && strcmp(m->topic, r->retry_topic) == 0) {
         job->not_before_ms = not_before_ms(m);
-        if (p->held_head != NULL || job->not_before_ms > unix_ms()) {
-            if (p->held_tail != NULL) {
-                p->held_tail->next = job;
-            } else {
-                p->held_head = job;
-            }
-            p->held_tail = job;
+        if (job->not_before_ms > unix_ms()) {
+            runner__part_hold(p, job);
             return;
         }
     }

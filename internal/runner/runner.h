@@ -13,11 +13,13 @@
  * flat whatever the backlog.
  *
  * Delays: a message from the retry topic whose x-not-before (unix ms) is in the
- * future is held by the runner and its partition paused until it is due (resuming
- * fetches right after it).  Retry records arrive roughly in due order, so holding the
- * head costs other messages of that retry partition little, and nothing else waits:
- * the tasks topic and other partitions keep flowing.  Memory: a few held messages
- * per retry partition.
+ * future is held by the runner, in due order, until it is due; one that is due runs
+ * at once, so a retry due in a second overtakes a scheduled task's hop due in five
+ * minutes.  The partition keeps being fetched until it holds 64 messages or tracks
+ * 4096 offsets above its oldest unfinished one; then it is paused until the first
+ * held message is due.  Its committed offset stays below the oldest held message (a
+ * crash redelivers, never loses).  Nothing else waits: the tasks topic and other
+ * partitions keep flowing.  Memory: bounded per retry partition.
  *
  * Rebalance: on revoke the partition's queued messages are dropped (they will be
  * delivered to the new owner), in-flight ones are waited for up to revoke_wait_ms,
@@ -27,11 +29,15 @@
  * messages are handed back (not stored), in-flight ones get grace_ms to finish, then
  * are canceled (taskexec hands the attempt back); offsets are stored and committed,
  * the consumer closes, runner_run returns 0.
+ *
+ * Metrics (cfg.metrics, may be NULL): pool_queue_depth and pool_busy are bound to
+ * this runner's pool from runner_new to runner_free (read at scrape time).
  */
 #ifndef DISPATCH_RUNNER_H
 #define DISPATCH_RUNNER_H
 
 #include <signal.h>
+#include "metrics/metrics.h"
 #include "taskexec/taskexec.h"
 
 enum runner_err {
@@ -55,6 +61,7 @@ struct runner_config {
     int revoke_wait_ms;       /* rebalance: how long to wait for in-flight work */
     int max_poll_interval_ms; /* 0: librdkafka's default */
     int session_timeout_ms;   /* 0: librdkafka's default */
+    struct metrics *metrics;  /* borrowed, outlives the runner; NULL: none */
 };
 
 struct runner;

@@ -11,6 +11,13 @@
 #include "runner/runner.h"
 #include "watermark/watermark.h"
 
+/* A partition with held retry messages keeps being fetched, so a retry due soon can
+ * overtake a record due later (a scheduled task's hop), until it holds
+ * RUNNER__HELD_MAX messages or tracks RUNNER__PENDING_MAX offsets above the oldest
+ * unfinished one: then it is paused until the head is due.  Both bound memory. */
+#define RUNNER__HELD_MAX    64
+#define RUNNER__PENDING_MAX 4096
+
 struct runner__job {
     struct runner__job *next;
     struct queue_message *msg;
@@ -26,9 +33,10 @@ struct runner__part {
     int32_t partition;
     uint64_t gen;
     struct watermark *wm;
-    struct runner__job *held_head, *held_tail; /* retry messages not yet due */
-    bool paused;                               /* as last told to the consumer */
-    bool pause_known;                          /* false until we told the consumer once */
+    struct runner__job *held_head; /* retry messages not yet due, by due time */
+    size_t n_held;
+    bool paused;      /* as last told to the consumer */
+    bool pause_known; /* false until we told the consumer once */
 };
 
 struct runner__worker {
@@ -44,6 +52,7 @@ struct runner {
     int session_timeout_ms;
     struct taskexec *te;
     struct queue_consumer *qc;
+    struct metrics *metrics;
 
     /* pool: guarded by mu */
     pthread_mutex_t mu;
@@ -96,13 +105,15 @@ struct runner__part *runner__part_find(struct runner *r, const char *topic, int3
 int runner__part_add(struct runner *r, const char *topic, int32_t partition);
 void runner__part_remove(struct runner *r, struct runner__part *p);
 /* Pauses or resumes partitions so that each is paused iff backpressure (bp_paused),
- * drain or a held message asks for it. */
+ * drain or its held messages (RUNNER__HELD_MAX, RUNNER__PENDING_MAX) ask for it. */
 void runner__parts_reconcile(struct runner *r);
 /* Marks finished jobs done in their partition and stores moved watermarks. */
 void runner__reap(struct runner *r);
 /* Queues held messages that are due; returns the ms until the next one is due (-1:
  * none held). */
 int64_t runner__release_due(struct runner *r);
+/* Holds a retry message until its not_before_ms (sorted in; FIFO among equals). */
+void runner__part_hold(struct runner__part *p, struct runner__job *job);
 /* Frees a partition's held messages (not done: they are delivered again). */
 void runner__part_drop_held(struct runner *r, struct runner__part *p);
 

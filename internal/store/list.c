@@ -4,8 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Fetches every row of the executed statement into tasks (room for cap). */
-static int fetch_rows(MYSQL_STMT *st, struct task *tasks, size_t cap, size_t *ret_n)
+int store__fetch_rows(MYSQL_STMT *st, struct task *tasks, size_t cap, size_t *ret_n)
 {
     size_t n = 0;
     int rc;
@@ -65,7 +64,7 @@ int store_task_list(struct store *s, const struct store_task_filter *f, struct t
     store__p_int(&p, (long long)f->limit);
     rc = store__p_exec(st, &p, "task list");
     if (rc == STORE_OK)
-        rc = fetch_rows(st, tasks, f->limit, &n);
+        rc = store__fetch_rows(st, tasks, f->limit, &n);
     if (st)
         mysql_stmt_free_result(st);
     store__release(s, c, rc == STORE_EDB);

@@ -157,12 +157,12 @@ int store_task_cancel(struct store *s, const struct ids_id *id, const struct ids
 
 /* One task_attempts row (the task's history). */
 struct store_attempt {
-    int attempt;        /* 0 on a 'replayed' row: the count restarts after it */
+    int attempt; /* 0 on a 'replayed' row: the count restarts after it */
     char worker_id[129];
-    char outcome[16];   /* running|succeeded|failed|timeout|permanent|lease_expired|replayed */
-    int64_t started_at; /* us */
+    char outcome[16];    /* running|succeeded|failed|timeout|permanent|lease_expired|replayed */
+    int64_t started_at;  /* us */
     int64_t finished_at; /* us; 0 while running */
-    char *error;        /* owned; NULL when none */
+    char *error;         /* owned; NULL when none */
 };
 
 /* The task's attempts, oldest first (at most max rows).  On success *ret_attempts is

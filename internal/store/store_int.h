@@ -25,6 +25,17 @@ enum store__stmt {
     STMT_IDEM_GET,
     STMT_IDEM_RESPOND,
     STMT_IDEM_PURGE,
+    STMT_ATTEMPT_LIST, /* dlq.c from here */
+    STMT_DLQ_LIST,
+    STMT_DLQ_PAGE,
+    STMT_DLQ_LOCK,
+    STMT_DLQ_REPLAY,
+    STMT_DLQ_REPLAY_RECORD,
+    STMT_DLQ_COUNT,
+    STMT_DLQ_PURGE_PICK,
+    STMT_DLQ_AUDIT,
+    STMT_DLQ_DELETE_ATTEMPTS,
+    STMT_DLQ_DELETE,
     STMT_COUNT
 };
 
@@ -106,6 +117,11 @@ int64_t store__time_from_mysql(const MYSQL_TIME *t);
  * whole.  The statement must have been executed; returns STORE_ENOTFOUND when
  * there is no row. */
 int store__fetch_task(MYSQL_STMT *st, struct task *ret_task);
+
+/* Fetches every row of the executed statement (task columns, LIMIT ? of at most
+ * cap) into tasks; more than cap rows is STORE_EDB.  *ret_n rows on success, none
+ * left to release on failure (list.c). */
+int store__fetch_rows(MYSQL_STMT *st, struct task *tasks, size_t cap, size_t *ret_n);
 
 #define STORE__TASK_COLUMNS                                                                        \
     "id, user_id, type, status, priority, attempts, max_attempts, timeout_ms, payload, result, "   \

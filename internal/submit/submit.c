@@ -298,17 +298,41 @@ static void *pipeline_thread(void *arg)
 
 enum { RELAY_BATCH = 100, PURGE_BATCH = 1000 };
 
+/* Tells the notify ops (if any) of committed status changes. */
+static void notify(const struct submit *s, const struct ids_id *ids, size_t n)
+{
+    if (n > 0 && s->cfg.notify && s->cfg.notify->changed)
+        s->cfg.notify->changed(s->cfg.notify_ctx, ids, n);
+}
+
+/* One relay call: the ids it published, told of once the store committed them. */
+struct relay_round {
+    struct submit *s;
+    struct ids_id *acked;
+    size_t n_acked;
+};
+
 static void relay_publish(void *arg, const struct task *const *tasks, size_t n, int *errs)
 {
-    struct submit *s = arg;
+    struct relay_round *rr = arg;
     struct publish_ctx *pcs = calloc(n ? n : 1, sizeof *pcs);
+    struct ids_id *acked;
     if (!pcs) {
         for (size_t i = 0; i < n; i++)
             errs[i] = -1;
         return;
     }
-    publish_tasks(s, tasks, n, errs, pcs);
+    publish_tasks(rr->s, tasks, n, errs, pcs);
     free(pcs);
+    /* without memory the change goes untold: caches catch up within their TTLs */
+    acked = realloc(rr->acked, (rr->n_acked + n + 1) * sizeof *acked);
+    if (!acked)
+        return;
+    rr->acked = acked;
+    for (size_t i = 0; i < n; i++) {
+        if (errs[i] == 0)
+            rr->acked[rr->n_acked++] = tasks[i]->id;
+    }
 }
 
 int submit_relay_once(struct submit *s)
@@ -316,8 +340,13 @@ int submit_relay_once(struct submit *s)
     int64_t older_than = model_now_us() - (int64_t)s->cfg.outbox_age_ms * 1000;
     int total = 0, seen, published;
     do {
-        if (s->store->relay(s->store_ctx, older_than, RELAY_BATCH, relay_publish, s, &seen,
-                            &published) != 0)
+        struct relay_round rr = {s, NULL, 0};
+        int rc = s->store->relay(s->store_ctx, older_than, RELAY_BATCH, relay_publish, &rr, &seen,
+                                 &published);
+        if (rc == 0)
+            notify(s, rr.acked, rr.n_acked);
+        free(rr.acked);
+        if (rc != 0)
             return -1;
         total += published;
         /* a full batch may mean more are waiting; a batch the broker refused means
@@ -395,7 +424,8 @@ static void *marker_thread(void *arg)
         pthread_mutex_unlock(&s->mark_mu);
         /* a failure leaves the rows PENDING: the outbox relay publishes them again
          * and the worker's claim drops the duplicate */
-        s->store->mark_queued(s->store_ctx, ids, n);
+        if (s->store->mark_queued(s->store_ctx, ids, n) == 0)
+            notify(s, ids, n);
     }
     free(ids);
     return NULL;

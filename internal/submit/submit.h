@@ -52,6 +52,13 @@ struct submit_queue_ops {
                    const char *traceparent, submit_publish_done_fn done, void *opaque);
 };
 
+/* Told of status changes submit wrote, after their commit (SPEC §4: the store, then
+ * Redis, then an invalidation event): PENDING -> QUEUED by the marker and the relay.
+ * Called on submit's threads; must not block for long (the Redis adapter queues). */
+struct submit_notify_ops {
+    void (*changed)(void *ctx, const struct ids_id *ids, size_t n);
+};
+
 struct submit_config {
     int threads;            /* pipeline threads (one database connection each at most) */
     int batch_max;          /* requests per transaction */
@@ -60,6 +67,8 @@ struct submit_config {
     int outbox_age_ms;      /* PENDING rows older than this are the relay's */
     int relay_interval_ms;  /* how often the relay looks (0: no relay thread) */
     int purge_interval_ms;  /* how often expired keys are deleted (0: never) */
+    const struct submit_notify_ops *notify; /* NULL: nobody is told */
+    void *notify_ctx;
 };
 
 /* Counters the producer exports as metrics; read with atomic loads. */

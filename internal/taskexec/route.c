@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "log/log.h"
@@ -57,6 +58,22 @@ static bool header_text(const struct taskexec_msg *m, const char *name, char *ou
         }
     }
     return false;
+}
+
+bool taskexec__header_ms(const struct taskexec_msg *m, const char *name, int64_t *ret_ms)
+{
+    char buf[NUM_BUF];
+    if (!header_text(m, name, buf, sizeof buf) || buf[0] < '0' || buf[0] > '9') {
+        return false;
+    }
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (errno != 0 || *end != '\0') {
+        return false;
+    }
+    *ret_ms = v;
+    return true;
 }
 
 int64_t taskexec__unix_ms(void)
@@ -158,5 +175,9 @@ int taskexec__publish_dlq(const struct taskexec__run *r, const char *error)
     hdrs_add(&h, TASKEXEC_H_ATTEMPTS, h.attempts);
     set_failure_times(&h, r->msg, taskexec__unix_ms());
     hdrs_add(&h, TASKEXEC_H_WORKER, r->te->worker_id);
-    return publish(r, r->te->dlq_topic, &h);
+    int rc = publish(r, r->te->dlq_topic, &h);
+    if (rc == 0) {
+        metrics_worker_add(r->te->metrics, METRICS_DLQ_MESSAGES, 1);
+    }
+    return rc;
 }

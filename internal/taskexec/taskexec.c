@@ -4,11 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "jsonx/jsonx.h"
 #include "log/log.h"
 
-#define MSG_MAX_DEPTH 128
-#define ERROR_MAX     1024 /* last_error and x-error are cut to this many bytes */
+#define MSG_MAX_DEPTH        128
+#define ERROR_MAX            1024 /* last_error and x-error are cut to this many bytes */
+#define DEFAULT_MAX_DELAY_MS 300000
 
 const char *taskexec_strerror(int err)
 {
@@ -30,8 +32,8 @@ const char *taskexec_strerror(int err)
 
 const char *taskexec_outcome_name(enum taskexec_outcome o)
 {
-    static const char *const names[] = {"succeeded", "retried",  "dead",
-                                        "skipped",   "deferred", "malformed"};
+    static const char *const names[] = {"succeeded", "retried",   "dead",     "skipped",
+                                        "deferred",  "malformed", "scheduled"};
     return (unsigned)o < sizeof names / sizeof names[0] ? names[o] : "unknown";
 }
 
@@ -68,6 +70,12 @@ int taskexec_new(const struct taskexec_config *cfg, const struct taskexec_store_
     te->default_timeout_ms = cfg->default_timeout_ms > 0 ? cfg->default_timeout_ms : 30000;
     te->dep_retry_max_ms = cfg->dep_retry_max_ms > 0 ? cfg->dep_retry_max_ms : 5000;
     te->backoff = cfg->backoff;
+    te->max_delay_ms = cfg->max_delay_ms > 0     ? cfg->max_delay_ms
+                       : cfg->backoff.cap_ms > 0 ? (int)cfg->backoff.cap_ms
+                                                 : DEFAULT_MAX_DELAY_MS;
+    te->metrics = cfg->metrics;
+    te->nops = cfg->notify;
+    te->nctx = cfg->notify_ctx;
     te->sops = store_ops;
     te->sctx = store_ctx;
     te->qops = queue_ops;
@@ -109,8 +117,24 @@ static void trace_from_headers(struct taskexec__run *r)
     }
 }
 
-/* The task id from the message value {"id": "<uuid>", ...}. */
-static int parse_id(struct taskexec__run *r, char *why, size_t why_len)
+/* What else the message says, read before the claim: its type (a metrics label for
+ * runs that claim nothing) and its run_at.  Both are optional: a run_at that does
+ * not parse runs the task now. */
+static void parse_extras(struct taskexec__run *r, const cJSON *root)
+{
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "type");
+    if (cJSON_IsString(type) && strlen(type->valuestring) <= MODEL_TYPE_MAX) {
+        snprintf(r->msg_type, sizeof r->msg_type, "%s", type->valuestring);
+    }
+    const cJSON *run_at = cJSON_GetObjectItemCaseSensitive(root, "run_at");
+    int64_t us = 0;
+    if (cJSON_IsString(run_at) && model_time_parse(run_at->valuestring, &us) == 0 && us > 0) {
+        r->run_at_us = us;
+    }
+}
+
+/* The task id from the message value {"id": "<uuid>", ...}, and the extras. */
+static int parse_message(struct taskexec__run *r, char *why, size_t why_len)
 {
     cJSON *root = NULL;
     int rc = jsonx_parse(r->msg->value, r->msg->len, MSG_MAX_DEPTH, &root);
@@ -134,6 +158,7 @@ static int parse_id(struct taskexec__run *r, char *why, size_t why_len)
         snprintf(why, why_len, "malformed message: bad task id");
     } else {
         ids_format(&r->id, r->id_text);
+        parse_extras(r, root);
         rc = TASKEXEC_OK;
     }
     cJSON_Delete(root);
@@ -141,6 +166,14 @@ static int parse_id(struct taskexec__run *r, char *why, size_t why_len)
 }
 
 /* Claims the task, retrying while the store is down. */
+/* A status write of id committed: tell the notify ops (if any). */
+static void changed(const struct taskexec *te, const struct ids_id *id)
+{
+    if (te->nops != NULL && te->nops->changed != NULL) {
+        te->nops->changed(te->nctx, id);
+    }
+}
+
 static int claim(struct taskexec__run *r, enum store_claim *ret_claim)
 {
     struct taskexec *te = r->te;
@@ -150,6 +183,7 @@ static int claim(struct taskexec__run *r, enum store_claim *ret_claim)
         int rc = te->sops->claim(te->sctx, &r->id, te->worker_id, te->lease_ms, &t, &c);
         if (rc == STORE_OK) {
             if (c == STORE_CLAIMED) {
+                changed(te, &r->id);
                 r->task = t;
                 r->claimed = true;
                 if (r->traceparent[0] == '\0') {
@@ -177,6 +211,9 @@ static int finish(struct taskexec__run *r, const struct store_finish *fin, bool 
     for (int i = 0;; i++) {
         int rc = te->sops->finish(te->sctx, &r->id, r->task.attempts, fin);
         if (rc == STORE_OK || rc == STORE_ESTALE || rc == STORE_ENOTFOUND) {
+            if (rc == STORE_OK) {
+                changed(te, &r->id);
+            }
             *ret_stale = rc != STORE_OK;
             if (rc != STORE_OK) {
                 log_warn("attempt superseded: a newer attempt owns the task",
@@ -217,8 +254,13 @@ static int run_handler(struct taskexec__run *r, struct handler_out *out)
         .max_attempts = r->task.max_attempts,
         .deadline_ms = handler_now_ms() + timeout,
         .canceled = r->cancel,
+        .traceparent = r->traceparent[0] != '\0' ? r->traceparent : NULL,
     };
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int st = fn(arg, &ctx, out);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    r->handler_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     if (st != HANDLER_OK && st != HANDLER_RETRY && st != HANDLER_PERMANENT &&
         st != HANDLER_TIMEOUT) {
         st = HANDLER_RETRY;
@@ -315,6 +357,7 @@ static int route_retry(struct taskexec__run *r, int st, const char *error,
     if (rc < 0) {
         return rc;
     }
+    metrics_worker_add(r->te->metrics, METRICS_TASK_RETRIES, 1);
     log_info("task will retry", LOG_S("task_id", r->id_text), LOG_S("traceparent", r->traceparent),
              LOG_S("type", r->task.type), LOG_I("attempt", r->task.attempts),
              LOG_I("max_attempts", r->task.max_attempts), LOG_I("delay_ms", delay_ms),
@@ -391,6 +434,34 @@ static int not_claimed(struct taskexec__run *r, enum store_claim c,
     return TASKEXEC_OK;
 }
 
+/* run_at in the future: back to the retry topic, due at run_at or after one hop,
+ * without a claim (no attempt used).  Returns 1 when scheduled, 0 when the task is
+ * due now, or a negative error. */
+static int schedule(struct taskexec__run *r, enum taskexec_outcome *ret_outcome)
+{
+    if (r->run_at_us <= 0) {
+        return 0;
+    }
+    int64_t run_at_ms = (r->run_at_us + 999) / 1000; /* never start before run_at */
+    int64_t now_ms = taskexec__unix_ms();
+    int64_t delayed_to = 0;
+    if (run_at_ms <= now_ms || (taskexec__header_ms(r->msg, TASKEXEC_H_NOT_BEFORE, &delayed_to) &&
+                                delayed_to >= run_at_ms)) {
+        return 0; /* due, by our clock or by the clock of the worker that delayed it */
+    }
+    int64_t hop_end = now_ms + r->te->max_delay_ms;
+    int64_t not_before = run_at_ms < hop_end ? run_at_ms : hop_end;
+    int rc = taskexec__publish_retry(r, not_before, NULL);
+    if (rc < 0) {
+        return rc;
+    }
+    log_info("task scheduled: waiting for its run_at", LOG_S("task_id", r->id_text),
+             LOG_S("traceparent", r->traceparent), LOG_I("run_at_ms", run_at_ms),
+             LOG_I("not_before_ms", not_before));
+    *ret_outcome = TASKEXEC_SCHEDULED;
+    return 1;
+}
+
 static int malformed(struct taskexec__run *r, const char *why, enum taskexec_outcome *ret_outcome)
 {
     log_error("message is not a task: dead-lettered as is", LOG_S("traceparent", r->traceparent),
@@ -404,22 +475,43 @@ static int malformed(struct taskexec__run *r, const char *why, enum taskexec_out
     return TASKEXEC_OK;
 }
 
+/* One run in tasks_processed_total and task_duration_seconds (see taskexec.h). */
+static void count(const struct taskexec__run *r, int rc, enum taskexec_outcome outcome)
+{
+    if (r->te->metrics == NULL) {
+        return;
+    }
+    const char *type = r->claimed ? r->task.type : r->msg_type;
+    if (type[0] == '\0' || !handler_lookup(r->te->reg, type, NULL, NULL)) {
+        type = "other"; /* types are client input: only registered ones are labels */
+    }
+    const char *name = rc == TASKEXEC_OK          ? taskexec_outcome_name(outcome)
+                       : rc == TASKEXEC_EHANDBACK ? "handed_back"
+                                                  : "error";
+    metrics_task_processed(r->te->metrics, type, name, r->handler_s);
+}
+
 int taskexec_run(struct taskexec *te, const struct taskexec_msg *msg, atomic_bool *cancel,
                  enum taskexec_outcome *ret_outcome)
 {
     if (te == NULL || msg == NULL || ret_outcome == NULL) {
         return TASKEXEC_EINVAL;
     }
-    struct taskexec__run r = {.te = te, .msg = msg, .cancel = cancel};
+    struct taskexec__run r = {.te = te, .msg = msg, .cancel = cancel, .handler_s = -1};
     trace_from_headers(&r);
     enum taskexec_outcome outcome = TASKEXEC_SKIPPED;
     char why[128];
-    int rc = parse_id(&r, why, sizeof why);
+    int rc = parse_message(&r, why, sizeof why);
     if (rc == TASKEXEC_EINVAL) {
         rc = malformed(&r, why, &outcome);
         goto out;
     }
     if (rc < 0) {
+        goto out;
+    }
+    rc = schedule(&r, &outcome);
+    if (rc != 0) {
+        rc = rc > 0 ? TASKEXEC_OK : rc;
         goto out;
     }
     enum store_claim c = STORE_CLAIM_NOT_FOUND;
@@ -428,10 +520,11 @@ int taskexec_run(struct taskexec *te, const struct taskexec_msg *msg, atomic_boo
         goto out;
     }
     rc = r.claimed ? execute(&r, &outcome) : not_claimed(&r, c, &outcome);
+out:
+    count(&r, rc, outcome);
     if (r.claimed) {
         model_task_release(&r.task);
     }
-out:
     if (rc == TASKEXEC_OK) {
         *ret_outcome = outcome;
     } else {

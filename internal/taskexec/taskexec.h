@@ -12,6 +12,23 @@
  * retry topic until the lease can have expired, so a worker killed mid-task never
  * strands its task (see docs/architecture.md).
  *
+ * Scheduled tasks: a message whose "run_at" (RFC 3339, from the producer) is in the
+ * future is not claimed.  It is republished to the retry topic with x-not-before =
+ * run_at, the delay mechanism of retries, and reported done (TASKEXEC_SCHEDULED):
+ * no attempt is used and the row stays QUEUED.  A hop is at most max_delay_ms long
+ * (a held retry record keeps its retry partition's committed offset below it, so a
+ * task due next week must not be held for a week): a farther run_at takes several
+ * hops.  A message already
+ * delayed to its run_at (x-not-before >= run_at) is due, so clock skew between
+ * workers cannot bounce it.
+ *
+ * Metrics (cfg.metrics, may be NULL): every run counts once in
+ * tasks_processed_total{type,outcome} (outcome: the name of enum taskexec_outcome,
+ * or "handed_back" / "error" when the message will be delivered again), the
+ * handler's run time in task_duration_seconds, published retry records in
+ * task_retries_total and DLQ records in dlq_messages_total.  type is the task's
+ * type when a handler is registered for it, else "other" (bounded labels).
+ *
  * No I/O library is called here: the store and the queue come in as ops tables.
  * Thread-safe: one struct taskexec serves every pool thread.
  */
@@ -23,6 +40,7 @@
 #include <stdint.h>
 #include "backoff/backoff.h"
 #include "handler/handler.h"
+#include "metrics/metrics.h"
 #include "queue/queue.h"
 #include "store/store.h"
 
@@ -43,6 +61,7 @@ enum taskexec_outcome {
     TASKEXEC_SKIPPED,   /* already done, unknown row, or a newer attempt owns it */
     TASKEXEC_DEFERRED,  /* leased elsewhere: parked on the retry topic for later */
     TASKEXEC_MALFORMED, /* not a task message: published to the DLQ as is */
+    TASKEXEC_SCHEDULED, /* run_at in the future: republished to the retry topic, due then */
 };
 const char *taskexec_outcome_name(enum taskexec_outcome o);
 
@@ -51,6 +70,13 @@ struct taskexec_store_ops {
     int (*claim)(void *ctx, const struct ids_id *id, const char *worker_id, int lease_ms,
                  struct task *ret_task, enum store_claim *ret_claim);
     int (*finish)(void *ctx, const struct ids_id *id, int attempt, const struct store_finish *fin);
+};
+
+/* Told after each successful status write (claim, finish): the worker wires it to
+ * the Redis adapter (entry dropped, invalidation published; SPEC §4).  Must not
+ * block for long: it runs on the pool thread, after the store write. */
+struct taskexec_notify_ops {
+    void (*changed)(void *ctx, const struct ids_id *id);
 };
 
 /* Wired to queue_produce_sync: returns 0 once the broker acknowledged the record. */
@@ -69,6 +95,11 @@ struct taskexec_config {
     struct backoff_policy backoff; /* between attempts of a task */
     int dep_retry_max_ms;          /* cap of the pause between retries of a failed store or
                                     * publish call (they are retried until cancel is set) */
+    int max_delay_ms;              /* longest hop of a scheduled task on the retry topic;
+                                    * 0: backoff.cap_ms (5 min when that is unset too) */
+    struct metrics *metrics;       /* borrowed, outlives te; NULL counts nothing */
+    const struct taskexec_notify_ops *notify; /* borrowed; NULL: nobody is told */
+    void *notify_ctx;
 };
 
 /* One consumed message; everything borrowed for the call. */

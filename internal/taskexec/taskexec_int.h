@@ -12,7 +12,11 @@ struct taskexec {
     int lease_ms;
     int default_timeout_ms;
     int dep_retry_max_ms;
+    int max_delay_ms;
     struct backoff_policy backoff;
+    struct metrics *metrics;
+    const struct taskexec_notify_ops *nops;
+    void *nctx;
     const struct taskexec_store_ops *sops;
     void *sctx;
     const struct taskexec_queue_ops *qops;
@@ -28,8 +32,11 @@ struct taskexec__run {
     struct ids_id id;
     char id_text[IDS_TEXT_LEN + 1];              /* "" until parsed */
     char traceparent[MODEL_TRACEPARENT_LEN + 1]; /* "" when none */
+    char msg_type[MODEL_TYPE_MAX + 1];           /* the message's "type", "" when none */
+    int64_t run_at_us;                           /* the message's "run_at", 0 when none */
     struct task task;                            /* valid once claimed */
     bool claimed;
+    double handler_s; /* the handler's run time, < 0 until it ran */
 };
 
 /* Sleeps before retry number i of a failed dependency call; returns -1 at once (no
@@ -45,5 +52,9 @@ int taskexec__publish_retry(const struct taskexec__run *r, int64_t not_before_ms
 int taskexec__publish_dlq(const struct taskexec__run *r, const char *error);
 
 int64_t taskexec__unix_ms(void);
+
+/* The message's last header called name as a non-negative decimal (unix ms); false
+ * when absent or not a number. */
+bool taskexec__header_ms(const struct taskexec_msg *m, const char *name, int64_t *ret_ms);
 
 #endif

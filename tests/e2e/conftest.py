@@ -12,9 +12,11 @@ import secrets
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -177,12 +179,87 @@ def producer(anonymous):
     return anonymous.as_user(new_user(anonymous)[2])
 
 
+class HttpTarget:
+    """A local HTTP server the worker's http handler delivers to (the `worker`
+    fixture routes HTTP_TYPES here).  /ok answers 200 with JSON, /bad 400, /flaky 503
+    to the first delivery of each task and 200 to later ones.  Every request is kept
+    in `requests` as (path, headers, parsed body)."""
+
+    HTTP_TYPES = {"e2e.http-ok": "/ok", "e2e.http-bad": "/bad", "e2e.http-flaky": "/flaky"}
+
+    def __init__(self):
+        self.requests = []
+        self.lock = threading.Lock()
+        target = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                try:
+                    doc = json.loads(body)
+                except ValueError:
+                    doc = None
+                with target.lock:
+                    target.requests.append((self.path, dict(self.headers), doc))
+                    seen = sum(1 for p, _, d in target.requests
+                               if p == self.path and d and doc and d.get("id") == doc.get("id"))
+                if self.path == "/ok" or (self.path == "/flaky" and seen > 1):
+                    self.answer(200, "application/json",
+                                json.dumps({"received": doc and doc.get("id"), "seen": seen}))
+                elif self.path == "/flaky":
+                    self.answer(503, "text/plain", "try again")
+                else:
+                    self.answer(400, "text/plain", "no such thing")
+
+            def answer(self, code, ctype, text):
+                data = text.encode()
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def routes(self):
+        return ",".join(f"{t}=http://127.0.0.1:{self.port}{p}" for t, p in self.HTTP_TYPES.items())
+
+    def received(self, task_id):
+        with self.lock:
+            return [r for r in self.requests if r[2] and r[2].get("id") == task_id]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @pytest.fixture(scope="session")
-def worker():
+def http_target():
+    """Also exported as DISPATCH_WORKER_HTTP_ROUTES, so that every worker a test
+    starts in the session worker's group delivers the http types the same way."""
+    target = HttpTarget()
+    os.environ["DISPATCH_WORKER_HTTP_ROUTES"] = target.routes
+    yield target
+    os.environ.pop("DISPATCH_WORKER_HTTP_ROUTES", None)
+    target.close()
+
+
+@pytest.fixture(scope="session")
+def worker(http_target):
     port = free_port()
     svc = Service("worker", [binary("dispatch-worker"), "--config", stack_env_file(),
                              "--worker-http-addr", f"127.0.0.1:{port}"],
-                  f"http://127.0.0.1:{port}/healthz")
+                  f"http://127.0.0.1:{port}/healthz",
+                  {"DISPATCH_WORKER_HTTP_ROUTES": http_target.routes})
+    svc.metrics_url = f"http://127.0.0.1:{port}/metrics"
     wait_until(svc.healthy, 30, "the worker's /healthz")
     yield svc
     assert svc.stop() == 0, f"worker exit code; log:\n{svc.tail()}"

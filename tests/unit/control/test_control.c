@@ -46,7 +46,7 @@ static struct ids_id id_of(int n)
 static void test_canceled(void **state)
 {
     struct fake f = {.outcome = CONTROL_CANCELED, .status = TASK_CANCELED};
-    struct control c = {&ops, &f};
+    struct control c = {&ops, &f, NULL, NULL};
     struct ids_id id = id_of(1), owner = id_of(2);
     enum control_cancel outcome = CONTROL_CANCEL_NOT_FOUND;
     struct task t;
@@ -62,7 +62,7 @@ static void test_canceled(void **state)
 static void test_conflict_hands_back_the_task_as_it_is(void **state)
 {
     struct fake f = {.outcome = CONTROL_CANCEL_CONFLICT, .status = TASK_RUNNING};
-    struct control c = {&ops, &f};
+    struct control c = {&ops, &f, NULL, NULL};
     struct ids_id id = id_of(1), owner = id_of(2);
     enum control_cancel outcome = CONTROL_CANCELED;
     struct task t;
@@ -76,7 +76,7 @@ static void test_conflict_hands_back_the_task_as_it_is(void **state)
 static void test_not_found_leaves_the_task_alone(void **state)
 {
     struct fake f = {.outcome = CONTROL_CANCEL_NOT_FOUND};
-    struct control c = {&ops, &f};
+    struct control c = {&ops, &f, NULL, NULL};
     struct ids_id id = id_of(1), owner = id_of(2);
     enum control_cancel outcome = CONTROL_CANCELED;
     struct task t;
@@ -91,7 +91,7 @@ static void test_not_found_leaves_the_task_alone(void **state)
 static void test_store_failure_and_inconsistent_answer(void **state)
 {
     struct fake f = {.rc = -1};
-    struct control c = {&ops, &f};
+    struct control c = {&ops, &f, NULL, NULL};
     struct ids_id id = id_of(1), owner = id_of(2);
     enum control_cancel outcome = CONTROL_CANCEL_CONFLICT;
     struct task t;
@@ -106,9 +106,49 @@ static void test_store_failure_and_inconsistent_answer(void **state)
     assert_int_equal(outcome, CONTROL_CANCEL_CONFLICT);
 }
 
+struct told {
+    int n;
+    struct ids_id last;
+};
+
+static void on_changed(void *ctx, const struct ids_id *id)
+{
+    struct told *t = ctx;
+    t->n++;
+    t->last = *id;
+}
+
+static const struct control_notify_ops notify = {on_changed};
+
+/* Only a cancel that changed the row is told of (the caches then drop the task). */
+static void test_notify_after_a_cancel_only(void **state)
+{
+    struct fake f = {.outcome = CONTROL_CANCELED, .status = TASK_CANCELED};
+    struct told told = {0};
+    struct control c = {&ops, &f, &notify, &told};
+    struct ids_id id = id_of(1), owner = id_of(2);
+    enum control_cancel outcome;
+    struct task t;
+    (void)state;
+    assert_int_equal(control_cancel(&c, &id, &owner, &t, &outcome), CONTROL_OK);
+    model_task_release(&t);
+    assert_int_equal(told.n, 1);
+    assert_true(ids_equal(&told.last, &id));
+    f.outcome = CONTROL_CANCEL_CONFLICT;
+    f.status = TASK_RUNNING;
+    assert_int_equal(control_cancel(&c, &id, &owner, &t, &outcome), CONTROL_OK);
+    model_task_release(&t);
+    f.outcome = CONTROL_CANCEL_NOT_FOUND;
+    assert_int_equal(control_cancel(&c, &id, &owner, &t, &outcome), CONTROL_OK);
+    f.rc = -1;
+    assert_int_equal(control_cancel(&c, &id, &owner, &t, &outcome), CONTROL_EUNAVAILABLE);
+    assert_int_equal(told.n, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_notify_after_a_cancel_only),
         cmocka_unit_test(test_canceled),
         cmocka_unit_test(test_conflict_hands_back_the_task_as_it_is),
         cmocka_unit_test(test_not_found_leaves_the_task_alone),

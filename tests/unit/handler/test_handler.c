@@ -1,4 +1,5 @@
-/* Unit tests for pkg/handler: the registry and the built-in handlers. */
+/* Unit tests for pkg/handler: the registry and the built-in handlers; the http
+ * handler's group lives in test_http.c and runs from here. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 
 #include "handler/handler.h"
+#include "test_http.h"
 
 static int dummy(void *arg, const struct handler_ctx *ctx, struct handler_out *out)
 {
@@ -241,5 +243,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fail_permanent_and_default, setup, teardown),
         cmocka_unit_test(test_canceled_helper),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("builtins", tests, NULL, NULL);
+    return failed + test_http_run();
 }

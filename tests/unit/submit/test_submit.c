@@ -378,10 +378,57 @@ static void test_a_refused_row_does_not_sink_its_batch(void **state)
         release(&r[i]);
 }
 
+/* The marker tells the notify ops of the ids it moved to QUEUED, after the store
+ * did (the status caches drop them). */
+struct told {
+    pthread_mutex_t mu;
+    size_t n;
+};
+
+static void on_changed(void *ctx, const struct ids_id *ids, size_t n)
+{
+    struct told *t = ctx;
+    (void)ids;
+    pthread_mutex_lock(&t->mu);
+    t->n += n;
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void test_marked_ids_are_told(void **state)
+{
+    static const struct submit_notify_ops notify = {on_changed};
+    struct fake f = {0};
+    struct told told = {PTHREAD_MUTEX_INITIALIZER, 0};
+    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    struct submit_config cfg = {.threads = 2,
+                                .batch_max = 8,
+                                .publish_timeout_ms = 1000,
+                                .notify = &notify,
+                                .notify_ctx = &told};
+    enum { N = 20 };
+    struct submit_request reqs[N];
+    struct submit *s = NULL;
+    (void)state;
+    pthread_mutex_init(&f.mu, NULL);
+    pthread_cond_init(&f.cv, NULL);
+    assert_int_equal(submit_new(&cfg, &store_ops, &f, &queue_ops, &f, &s), 0);
+    for (int i = 0; i < N; i++) {
+        make_request(&reqs[i], &w, NULL);
+        assert_int_equal(submit_enqueue(s, &reqs[i]), 0);
+    }
+    wait_done(&w, N);
+    submit_free(s); /* drains the marker */
+    assert_int_equal(f.marked, N);
+    assert_int_equal(told.n, N);
+    for (int i = 0; i < N; i++)
+        release(&reqs[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accepted_tasks_are_published_and_marked),
+        cmocka_unit_test(test_marked_ids_are_told),
         cmocka_unit_test(test_key_value_and_trace_of_the_message),
         cmocka_unit_test(test_database_down_stores_nothing_and_publishes_nothing),
         cmocka_unit_test(test_broker_failure_leaves_pending_unmarked),

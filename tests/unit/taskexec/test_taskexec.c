@@ -1,6 +1,7 @@
 /* Unit tests for internal/taskexec with a fake store and a fake queue: success,
  * retry (and its fencing), exhaustion, permanent failures, unknown types, skips,
- * deferral of leased tasks, malformed messages, dependency outages and hand-back. */
+ * deferral of leased tasks, malformed messages, dependency outages, hand-back,
+ * scheduled tasks (run_at) and the worker metrics. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <time.h>
 
 #include "log/log.h"
+#include "metrics/metrics.h"
 #include "taskexec/taskexec.h"
 
 #define TASK_ID  "01890a5d-ac96-774b-bcce-b302099a8057"
@@ -471,6 +473,226 @@ static void test_hand_back(void **state)
     assert_int_equal(f->n_pubs, 0);
 }
 
+/* --- scheduled tasks (run_at) --------------------------------------------------- */
+
+/* A task message of type noop with run_at = now + offset_ms (NULL offset: null). */
+static void task_msg(char *buf, size_t size, const long long *offset_ms)
+{
+    char when[40] = "null";
+    if (offset_ms != NULL) {
+        char t[32];
+        model_time_format((now_unix_ms() + *offset_ms) * 1000, t);
+        snprintf(when, sizeof when, "\"%s\"", t);
+    }
+    snprintf(buf, size, "{\"payload\":{},\"id\":\"" TASK_ID "\",\"type\":\"noop\",\"run_at\":%s}",
+             when);
+}
+
+/* run_at of a message built by task_msg, in unix ms (rounded up, as taskexec does). */
+static long long run_at_ms_of(const char *value)
+{
+    const char *p = strstr(value, "\"run_at\":\"");
+    assert_non_null(p);
+    char t[40];
+    snprintf(t, sizeof t, "%.*s", (int)strcspn(p + 10, "\""), p + 10);
+    int64_t us = 0;
+    assert_int_equal(model_time_parse(t, &us), 0);
+    return (us + 999) / 1000;
+}
+
+static void test_run_at_future_is_scheduled(void **state)
+{
+    struct fake *f = *state;
+    char value[256];
+    long long in = 10000;
+    task_msg(value, sizeof value, &in);
+    enum taskexec_outcome out = TASKEXEC_DEAD;
+    assert_int_equal(run_value(f, value, &out), 0);
+    assert_int_equal(out, TASKEXEC_SCHEDULED);
+    assert_string_equal(f->seq, "p"); /* no claim: no attempt used, the row untouched */
+    const struct pub *p = &f->pubs[0];
+    assert_string_equal(p->topic, "t.retry");
+    assert_string_equal(p->key, "k1");
+    assert_string_equal(p->value, value);
+    assert_int_equal(strtoll(hdr(p, "x-not-before"), NULL, 10), run_at_ms_of(value));
+    assert_null(hdr(p, "x-attempts"));
+    assert_null(hdr(p, "x-error"));
+    assert_string_equal(hdr(p, "x-first-failure"), "1700000000000"); /* carried as is */
+    assert_string_equal(hdr(p, "traceparent"), TRACEP);
+    assert_string_equal(hdr(p, "x-custom"), "keep-me");
+    assert_string_equal(taskexec_outcome_name(TASKEXEC_SCHEDULED), "scheduled");
+}
+
+static void test_run_at_far_future_hops(void **state)
+{
+    struct fake *f = *state;
+    char value[256];
+    long long in = 3600 * 1000LL; /* an hour: more than one hop (backoff cap: 60 s) */
+    task_msg(value, sizeof value, &in);
+    long long before = now_unix_ms();
+    enum taskexec_outcome out = TASKEXEC_DEAD;
+    assert_int_equal(run_value(f, value, &out), 0);
+    assert_int_equal(out, TASKEXEC_SCHEDULED);
+    long long nb = strtoll(hdr(&f->pubs[0], "x-not-before"), NULL, 10);
+    assert_true(nb >= before + 60000 && nb <= now_unix_ms() + 60000);
+}
+
+static void test_run_at_due_runs(void **state)
+{
+    struct fake *f = *state;
+    char value[256];
+    long long past = -1000;
+    const long long *cases[] = {&past, NULL};
+    for (size_t i = 0; i < 2; i++) {
+        task_msg(value, sizeof value, cases[i]);
+        f->n_seq = 0;
+        memset(f->seq, 0, sizeof f->seq);
+        enum taskexec_outcome out = TASKEXEC_DEAD;
+        assert_int_equal(run_value(f, value, &out), 0);
+        assert_int_equal(out, TASKEXEC_SUCCEEDED);
+        assert_string_equal(f->seq, "cf");
+    }
+    /* a run_at that is not a time runs now */
+    const char *odd[] = {
+        "{\"id\":\"" TASK_ID "\",\"run_at\":\"tomorrow\"}",
+        "{\"id\":\"" TASK_ID "\",\"run_at\":12345}",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        enum taskexec_outcome out = TASKEXEC_DEAD;
+        assert_int_equal(run_value(f, odd[i], &out), 0);
+        assert_int_equal(out, TASKEXEC_SUCCEEDED);
+    }
+    assert_int_equal(f->n_pubs, 0);
+}
+
+/* Delayed to its run_at already (by a worker whose clock runs ahead): due now. */
+static void test_run_at_delayed_once_is_due(void **state)
+{
+    struct fake *f = *state;
+    char value[256];
+    long long in = 5000;
+    task_msg(value, sizeof value, &in);
+    char nb[24];
+    snprintf(nb, sizeof nb, "%lld", run_at_ms_of(value));
+    struct queue_header headers[] = {{"x-not-before", nb, strlen(nb)}};
+    struct taskexec_msg m = {
+        .topic = "t.retry",
+        .value = value,
+        .len = strlen(value),
+        .headers = headers,
+        .n_headers = 1,
+    };
+    enum taskexec_outcome out = TASKEXEC_DEAD;
+    assert_int_equal(taskexec_run(f->te, &m, &f->cancel, &out), 0);
+    assert_int_equal(out, TASKEXEC_SUCCEEDED);
+    assert_string_equal(f->seq, "cf");
+
+    /* an earlier hop (x-not-before before run_at) is not enough */
+    snprintf(nb, sizeof nb, "%lld", run_at_ms_of(value) - 2000);
+    headers[0].len = strlen(nb);
+    assert_int_equal(taskexec_run(f->te, &m, &f->cancel, &out), 0);
+    assert_int_equal(out, TASKEXEC_SCHEDULED);
+}
+
+static void test_run_at_publish_outage_with_cancel(void **state)
+{
+    struct fake *f = *state;
+    char value[256];
+    long long in = 10000;
+    task_msg(value, sizeof value, &in);
+    f->pub_rcs[0] = QUEUE_ETIMEDOUT;
+    f->n_pub_rcs = 1;
+    atomic_store(&f->cancel, true);
+    enum taskexec_outcome out = TASKEXEC_DEAD;
+    assert_int_equal(run_value(f, value, &out), TASKEXEC_EAGAIN); /* delivered again */
+    assert_int_equal(out, TASKEXEC_DEAD);
+    assert_int_equal(f->claims, 0);
+}
+
+/* --- metrics ---------------------------------------------------------------------- */
+
+static bool has_line(const char *text, const char *line)
+{
+    size_t n = strlen(line);
+    for (const char *p = text; (p = strstr(p, line)) != NULL; p++) {
+        if ((p == text || p[-1] == '\n') && p[n] == '\n') {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void test_metrics(void **state)
+{
+    struct fake *f = *state;
+    struct metrics *m = NULL;
+    assert_int_equal(metrics_worker_new(&m), 0);
+    struct taskexec *te = NULL;
+    struct taskexec_config cfg = {
+        .worker_id = "w-1",
+        .retry_topic = "t.retry",
+        .dlq_topic = "t.dlq",
+        .lease_ms = 30000,
+        .backoff = {.base_ms = 1000, .cap_ms = 60000},
+        .dep_retry_max_ms = 20,
+        .metrics = m,
+    };
+    assert_int_equal(taskexec_new(&cfg, &store_ops, f, &queue_ops, f, f->reg, &te), 0);
+    taskexec_free(f->te);
+    f->te = te;
+
+    enum taskexec_outcome out;
+    snprintf(f->type, sizeof f->type, "echo");
+    assert_int_equal(run_task(f, &out), 0); /* succeeded */
+    snprintf(f->type, sizeof f->type, "fail");
+    assert_int_equal(run_task(f, &out), 0); /* retried */
+    f->attempts = 3;
+    assert_int_equal(run_task(f, &out), 0); /* dead */
+    snprintf(f->type, sizeof f->type, "no.such");
+    assert_int_equal(run_task(f, &out), 0);             /* dead, unknown type */
+    assert_int_equal(run_value(f, "garbage", &out), 0); /* malformed */
+    char value[256];
+    long long in = 10000;
+    task_msg(value, sizeof value, &in);
+    assert_int_equal(run_value(f, value, &out), 0); /* scheduled */
+    assert_int_equal(run_value(f, value, &out), 0); /* and again: one hop per delivery */
+    snprintf(f->type, sizeof f->type, "sleep");
+    f->payload = "{\"ms\":60000}";
+    atomic_store(&f->cancel, true);
+    assert_int_equal(run_task(f, &out), TASKEXEC_EHANDBACK);
+
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(metrics_expose(m, &text, &len), 0);
+    const char *lines[] = {
+        "tasks_processed_total{type=\"echo\",outcome=\"succeeded\"} 1",
+        "tasks_processed_total{type=\"fail\",outcome=\"retried\"} 1",
+        "tasks_processed_total{type=\"fail\",outcome=\"dead\"} 1",
+        "tasks_processed_total{type=\"other\",outcome=\"dead\"} 1",
+        "tasks_processed_total{type=\"other\",outcome=\"malformed\"} 1",
+        "tasks_processed_total{type=\"noop\",outcome=\"scheduled\"} 2",
+        "tasks_processed_total{type=\"sleep\",outcome=\"handed_back\"} 1",
+        "task_retries_total 1",
+        "dlq_messages_total 3",
+        "task_duration_seconds_count{type=\"echo\"} 1",
+        "task_duration_seconds_count{type=\"fail\"} 2",
+        "task_duration_seconds_count{type=\"sleep\"} 1",
+        "pool_queue_depth 0",
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        if (!has_line(text, lines[i])) {
+            fail_msg("line not found: %s\nin:\n%s", lines[i], text);
+        }
+    }
+    /* no handler ran for an unknown type, a malformed or a scheduled message */
+    assert_null(strstr(text, "task_duration_seconds_count{type=\"other\"}"));
+    assert_null(strstr(text, "task_duration_seconds_count{type=\"noop\"}"));
+    free(text);
+    taskexec_free(f->te);
+    f->te = NULL;
+    metrics_free(m);
+}
+
 static void test_new_rejects(void **state)
 {
     struct fake *f = *state;
@@ -505,6 +727,12 @@ int main(void)
         T(test_publish_outage),
         T(test_hand_back),
         T(test_new_rejects),
+        T(test_run_at_future_is_scheduled),
+        T(test_run_at_far_future_hops),
+        T(test_run_at_due_runs),
+        T(test_run_at_delayed_once_is_due),
+        T(test_run_at_publish_outage_with_cancel),
+        T(test_metrics),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
