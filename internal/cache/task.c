@@ -34,14 +34,20 @@ static bool is_noscript(const redisReply *r)
     return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
-/* EVALSHA, falling back to EVAL when the server lost the script (SCRIPT FLUSH). */
+#define EVAL_ARGS_MAX 5 /* the key and up to 4 ARGV */
+
+/* EVALSHA, falling back to EVAL when the server lost the script (SCRIPT FLUSH).
+ * argv[0] is the one key, argv[1..argc-1] the script's ARGV.  NULL: an I/O error. */
 static redisReply *eval(struct cache *c, struct cache__conn *k, const char *sha, const char *lua,
                         int argc, const char **argv, const size_t *lens)
 {
-    const char *av[8];
-    size_t al[8];
+    const char *av[3 + EVAL_ARGS_MAX];
+    size_t al[3 + EVAL_ARGS_MAX];
     redisReply *r;
     char sha_copy[CACHE__SHA_LEN + 1];
+
+    if (argc < 1 || argc > EVAL_ARGS_MAX)
+        return redisCommand(k->rc, "PING"); /* a caller's bug: an answer that is no hit */
 
     pthread_mutex_lock(&c->mu);
     memcpy(sha_copy, sha, sizeof sha_copy);
@@ -163,7 +169,7 @@ int cache_task_fill(struct cache *c, const struct ids_id *id, uint64_t lease, in
     rc = cache__begin(c, &k);
     if (rc != CACHE_OK)
         return rc;
-    r = eval(c, k, c->sha_fill, cache__lua_fill, 4, argv, lens);
+    r = eval(c, k, c->sha_fill, cache__lua_fill, 5, argv, lens);
     if (!r) {
         cache__end(c, k, false);
         return CACHE_EUNAVAILABLE;

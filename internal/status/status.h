@@ -81,8 +81,9 @@ void status_page_release(struct status_page *page);
  * Layers 2 and 3 run on the reader's own thread pool, one flight per id at a time
  * (pkg/singleflight): a hundred concurrent misses of one id cost one Redis lookup and
  * at most one store query, and every caller gets the one result.  What the store says
- * fills Redis (under the lease) and the LRU (unless an event for a key of its shard
- * came meanwhile: lru_put_if); an unknown id is cached as such for negative_ttl_ms.
+ * fills Redis (under the lease) and the LRU (unless an event for the id, or one that
+ * shares its stamp, came meanwhile: lru_put_if); an unknown id is cached as such for
+ * negative_ttl_ms.
  *
  * Every layer holds the same entry: the rendered view (JSON) with the owner, status,
  * updated_at and attempts (the ETag's inputs), so the owner is checked after every

@@ -9,6 +9,7 @@
 
 #define DEFAULT_SHARDS 16
 #define MIN_BUCKETS    8
+#define SHARD_STAMPS   256 /* per shard, power of two: a key's slot is some of its hash's bits */
 
 struct node {
     struct node *prev, *next; /* recency list: most recent at the shard's head */
@@ -25,8 +26,8 @@ struct shard {
     size_t mask; /* buckets - 1 */
     struct node *head, *tail;
     size_t count, cap;
-    _Atomic uint64_t stamp;
-    char pad_[64]; /* keeps two shards' hot fields off one cache line */
+    /* fences: an eviction moves its key's slot; fills of keys in other slots go on */
+    _Atomic uint64_t stamps[SHARD_STAMPS];
 };
 
 struct lru {
@@ -73,6 +74,12 @@ static size_t pow2_at_least(size_t n)
 static struct shard *shard_of(const struct lru *l, uint64_t h)
 {
     return &l->shards[(h >> 40) & (l->n_shards - 1)];
+}
+
+/* Bits 20..27: neither the bucket's (low) nor the shard's (from 40 up). */
+static _Atomic uint64_t *stamp_of(struct shard *s, uint64_t h)
+{
+    return &s->stamps[(h >> 20) & (SHARD_STAMPS - 1)];
 }
 
 static struct node *find(const struct shard *s, uint64_t h, const void *key, size_t klen)
@@ -242,7 +249,7 @@ static int put(struct lru *l, const void *key, size_t klen, const void *value, s
         memcpy(n->data + klen, value, len);
 
     pthread_mutex_lock(&s->mu);
-    if (stamp && atomic_load(&s->stamp) != *stamp) {
+    if (stamp && atomic_load(stamp_of(s, h)) != *stamp) {
         pthread_mutex_unlock(&s->mu);
         free(n);
         return LRU_ESTALE;
@@ -269,7 +276,8 @@ int lru_put(struct lru *l, const void *key, size_t klen, const void *value, size
 
 uint64_t lru_stamp(struct lru *l, const void *key, size_t klen)
 {
-    return atomic_load(&shard_of(l, hash_key(key, klen))->stamp);
+    uint64_t h = hash_key(key, klen);
+    return atomic_load(stamp_of(shard_of(l, h), h));
 }
 
 int lru_put_if(struct lru *l, const void *key, size_t klen, const void *value, size_t len,
@@ -288,7 +296,7 @@ bool lru_remove(struct lru *l, const void *key, size_t klen)
     pthread_mutex_lock(&s->mu);
     /* moved under the lock, so a lru_put_if() that read the old stamp and takes the
      * lock after us refuses to store */
-    atomic_fetch_add(&s->stamp, 1);
+    atomic_fetch_add(stamp_of(s, h), 1);
     n = find(s, h, key, klen);
     found = n != NULL;
     if (found)
@@ -303,7 +311,8 @@ void lru_clear(struct lru *l)
         struct shard *s = &l->shards[i];
         struct node *n;
         pthread_mutex_lock(&s->mu);
-        atomic_fetch_add(&s->stamp, 1);
+        for (size_t k = 0; k < SHARD_STAMPS; k++)
+            atomic_fetch_add(&s->stamps[k], 1);
         n = s->head;
         while (n) {
             struct node *next = n->next;

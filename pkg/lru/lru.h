@@ -11,11 +11,12 @@
  * Keys and values are copied in, and lru_get() copies a value out, so no pointer into
  * the map ever escapes its lock.
  *
- * Stamps fence fills against invalidations.  Every lru_remove() and lru_clear() moves
- * the stamp of the shard(s) it touches; a caller that reads a stamp before fetching a
- * value from elsewhere and stores it with lru_put_if() stores nothing if the key may
- * have been invalidated meanwhile (LRU_ESTALE), so a slow fill never resurrects an
- * old value.  A stamp moves for any key of its shard: a refused fill is only a missed
+ * Stamps fence fills against invalidations.  Every lru_remove() moves the stamp of its
+ * key's slot (and lru_clear() every stamp); a caller that reads a key's stamp before
+ * fetching a value from elsewhere and stores it with lru_put_if() stores nothing if
+ * the key may have been invalidated meanwhile (LRU_ESTALE), so a slow fill never
+ * resurrects an old value.  A slot is shared by the keys whose hashes agree in a few
+ * bits (4096 slots with the default 16 shards): a refused fill is only a missed
  * chance to cache, never a wrong answer.
  *
  * Time is milliseconds from a monotonic clock, CLOCK_MONOTONIC unless the config
@@ -32,7 +33,7 @@ enum lru_err {
     LRU_OK = 0,
     LRU_ENOTFOUND = -1, /* no entry, or an expired one */
     LRU_ENOMEM = -2,
-    LRU_ESTALE = -3, /* lru_put_if: the shard's stamp moved; nothing stored */
+    LRU_ESTALE = -3, /* lru_put_if: the key's stamp moved; nothing stored */
     LRU_EINVAL = -4,
 };
 
@@ -62,13 +63,13 @@ int lru_get(struct lru *l, const void *key, size_t klen, void **ret_value, size_
 int lru_put(struct lru *l, const void *key, size_t klen, const void *value, size_t len,
             int64_t ttl_ms);
 
-/* The stamp of key's shard, for lru_put_if(). */
+/* The stamp of key's slot, for lru_put_if(). */
 uint64_t lru_stamp(struct lru *l, const void *key, size_t klen);
-/* lru_put() unless key's shard stamp is no longer stamp: then LRU_ESTALE. */
+/* lru_put() unless key's stamp is no longer stamp: then LRU_ESTALE. */
 int lru_put_if(struct lru *l, const void *key, size_t klen, const void *value, size_t len,
                int64_t ttl_ms, uint64_t stamp);
 
-/* Drops key's entry (if any) and moves its shard's stamp; true when one was there. */
+/* Drops key's entry (if any) and moves its stamp; true when one was there. */
 bool lru_remove(struct lru *l, const void *key, size_t klen);
 /* Drops every entry and moves every stamp. */
 void lru_clear(struct lru *l);

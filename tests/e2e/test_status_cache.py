@@ -236,11 +236,11 @@ def test_wait_is_bounded_and_checked(alice):
     # unchanged: 304 at the deadline ...
     r, took = timed_get(alice.client, f"/tasks/{tid}?wait=1", {"If-None-Match": etag})
     assert r.status == 304 and r.headers["ETag"] == etag
-    assert 0.9 <= took <= 1.6, took
+    assert 0.9 <= took <= 2.0, took
     # ... or, without If-None-Match, the unchanged 200
     r, took = timed_get(alice.client, f"/tasks/{tid}?wait=1")
     assert r.status == 200 and r.body == first.body
-    assert 0.9 <= took <= 1.6, took
+    assert 0.9 <= took <= 2.0, took
     # a stale ETag is answered at once
     r, took = timed_get(alice.client, f"/tasks/{tid}?wait=5", {"If-None-Match": '"stale"'})
     assert r.status == 200 and took < 0.5

@@ -693,6 +693,54 @@ static void test_metrics(void **state)
     metrics_free(m);
 }
 
+/* The notify hook: told after each successful status write (claim, finish), not of a
+ * fenced-out finish. */
+struct told {
+    int n;
+    struct ids_id last;
+};
+
+static void on_changed(void *ctx, const struct ids_id *id)
+{
+    struct told *t = ctx;
+    t->n++;
+    t->last = *id;
+}
+
+static void test_notify(void **state)
+{
+    static const struct taskexec_notify_ops notify = {.changed = on_changed};
+    struct fake *f = *state;
+    struct told told = {0};
+    struct taskexec *te = NULL;
+    struct ids_id id;
+    struct taskexec_config cfg = {
+        .worker_id = "w-1",
+        .retry_topic = "t.retry",
+        .dlq_topic = "t.dlq",
+        .lease_ms = 30000,
+        .backoff = {.base_ms = 1000, .cap_ms = 60000},
+        .dep_retry_max_ms = 20,
+        .notify = &notify,
+        .notify_ctx = &told,
+    };
+    assert_int_equal(taskexec_new(&cfg, &store_ops, f, &queue_ops, f, f->reg, &te), 0);
+    taskexec_free(f->te);
+    f->te = te;
+    enum taskexec_outcome out;
+    assert_int_equal(run_task(f, &out), 0);
+    assert_int_equal(out, TASKEXEC_SUCCEEDED);
+    assert_int_equal(told.n, 2);
+    assert_int_equal(ids_parse(TASK_ID, strlen(TASK_ID), &id), 0);
+    assert_true(ids_equal(&told.last, &id));
+    f->finishes = 0;
+    f->finish_rcs[0] = STORE_ESTALE;
+    f->n_finish_rcs = 1;
+    assert_int_equal(run_task(f, &out), 0);
+    assert_int_equal(out, TASKEXEC_SKIPPED);
+    assert_int_equal(told.n, 3); /* the claim only */
+}
+
 static void test_new_rejects(void **state)
 {
     struct fake *f = *state;
@@ -713,6 +761,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_success),
         T(test_success_stale),
+        T(test_notify),
         T(test_retry),
         T(test_retry_fenced),
         T(test_exhausted),
