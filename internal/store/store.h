@@ -32,7 +32,7 @@ enum store_err {
     STORE_ESTALE = -3,    /* fencing: the attempt number moved on */
     STORE_EDUP = -4,      /* a unique key already holds this value */
     STORE_ENOMEM = -5,
-    STORE_EINVAL = -6,    /* the database refused a value (SQLSTATE 22): the data, not the link */
+    STORE_EINVAL = -6, /* the database refused a value (SQLSTATE 22): the data, not the link */
 };
 const char *store_strerror(int err);
 

@@ -35,8 +35,8 @@ static MYSQL *connect_db(void)
 {
     struct store_config sc = testenv_store_config(1);
     MYSQL *db = mysql_init(NULL);
-    if (db && !mysql_real_connect(db, sc.host, sc.user, sc.password, sc.database,
-                                  (unsigned)sc.port, NULL, 0)) {
+    if (db && !mysql_real_connect(db, sc.host, sc.user, sc.password, sc.database, (unsigned)sc.port,
+                                  NULL, 0)) {
         fprintf(stderr, "insert_rate: %s\n", mysql_error(db));
         mysql_close(db);
         return NULL;
@@ -96,49 +96,66 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Runs the workers; returns the exit code. */
+static int measure(MYSQL *db, struct worker *w, int conns, double seconds)
+{
+    long rows = 0, n = 0, k = 0;
+    double *all;
+    if (mysql_query(db, "DROP TABLE IF EXISTS bench_insert") != 0 ||
+        mysql_query(db, "CREATE TABLE bench_insert LIKE tasks") != 0) {
+        fprintf(stderr, "insert_rate: %s\n", mysql_error(db));
+        return 69;
+    }
+    for (int i = 0; i < conns; i++) {
+        w[i].seconds = seconds;
+        w[i].lat_ms = calloc(MAX_SAMPLES, sizeof(double));
+        if (!w[i].lat_ms || pthread_create(&w[i].thread, NULL, run, &w[i]) != 0)
+            return 71;
+    }
+    for (int i = 0; i < conns; i++) {
+        pthread_join(w[i].thread, NULL);
+        rows += w[i].rows;
+        n += w[i].n_lat;
+    }
+    all = calloc((size_t)n + 1, sizeof *all);
+    for (int i = 0; i < conns; i++) {
+        if (w[i].failed || !all) {
+            free(all);
+            return 70;
+        }
+        memcpy(all + k, w[i].lat_ms, (size_t)w[i].n_lat * sizeof *all);
+        k += w[i].n_lat;
+    }
+    qsort(all, (size_t)n, sizeof *all, cmp_double);
+    printf("rows_per_s=%.0f p99_ms=%.2f connections=%d\n", (double)rows / seconds,
+           n ? all[(long)((double)n * 0.99)] : 0.0, conns);
+    free(all);
+    mysql_query(db, "DROP TABLE IF EXISTS bench_insert");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int conns = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 16;
     double seconds = argc > 2 ? strtod(argv[2], NULL) : 10;
-    struct worker *w = calloc((size_t)conns, sizeof *w);
-    double *all;
-    long rows = 0, n = 0;
+    struct worker *w;
     MYSQL *db;
+    int rc;
 
-    if (conns < 1 || conns > 256 || seconds <= 0 || !w) {
+    if (conns < 1 || conns > 256 || seconds <= 0) {
         fprintf(stderr, "usage: insert_rate CONNECTIONS SECONDS\n");
         return 64;
     }
     mysql_library_init(0, NULL, NULL);
     db = connect_db();
-    if (!db || mysql_query(db, "DROP TABLE IF EXISTS bench_insert") != 0 ||
-        mysql_query(db, "CREATE TABLE bench_insert LIKE tasks") != 0)
+    if (!db)
         return 69;
-    for (int i = 0; i < conns; i++) {
-        w[i].seconds = seconds;
-        w[i].lat_ms = calloc(MAX_SAMPLES, sizeof(double));
-        pthread_create(&w[i].thread, NULL, run, &w[i]);
-    }
-    for (int i = 0; i < conns; i++) {
-        pthread_join(w[i].thread, NULL);
-        if (w[i].failed)
-            return 70;
-        rows += w[i].rows;
-        n += w[i].n_lat;
-    }
-    all = calloc((size_t)n + 1, sizeof *all);
-    for (int i = 0, k = 0; i < conns; i++) {
-        memcpy(all + k, w[i].lat_ms, (size_t)w[i].n_lat * sizeof *all);
-        k += (int)w[i].n_lat;
+    w = calloc((size_t)conns, sizeof *w);
+    rc = w ? measure(db, w, conns, seconds) : 71;
+    for (int i = 0; w && i < conns; i++)
         free(w[i].lat_ms);
-    }
-    qsort(all, (size_t)n, sizeof *all, cmp_double);
-    printf("rows_per_s=%.0f p99_ms=%.2f connections=%d\n", (double)rows / seconds,
-           n ? all[(long)((double)n * 0.99)] : 0.0, conns);
-    mysql_query(db, "DROP TABLE IF EXISTS bench_insert");
-    mysql_close(db);
-    free(all);
     free(w);
+    mysql_close(db);
     mysql_library_end();
-    return 0;
+    return rc;
 }
