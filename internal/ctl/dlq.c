@@ -9,6 +9,7 @@
 #include <time.h>
 #include <cjson/cJSON.h>
 
+#include "cache/cache.h"
 #include "queue/queue.h"
 
 #define LIST_DEFAULT      50
@@ -132,6 +133,7 @@ struct replay {
     struct timespec next; /* CLOCK_MONOTONIC: the earliest moment of the next replay */
     struct store *store;
     struct queue_producer *producer;
+    struct cache *cache; /* tells readers the task changed (best effort) */
     const char *topic;
     char actor[ACTOR_MAX];
     int publish_err; /* of the last publish */
@@ -239,6 +241,9 @@ static int replay_one(struct replay *r, const struct ids_id *id)
     }
     switch (outcome) {
     case STORE_REPLAYED:
+        /* MySQL first, then the caches: readers stop seeing DEAD at once */
+        if (r->cache)
+            cache_task_changed_now(r->cache, id, 1);
         fprintf(r->out, "replayed %s %s\n", text, t.type);
         r->replayed++;
         model_task_release(&t);
@@ -323,11 +328,25 @@ static int replay_open(struct replay *r, const struct config *cfg)
     };
     if (ctl__store_open(cfg, "dlq replay", &r->store, r->err) < 0)
         return -1;
+    struct cache_config cc = {
+        .host = cfg->redis_host,
+        .port = cfg->redis_port,
+        .timeout_ms = cfg->redis_timeout_ms,
+        .pool_size = 1,
+        .breaker_threshold = cfg->redis_breaker_threshold,
+        .breaker_open_ms = cfg->redis_breaker_open_ms,
+        .lease_ms = 1000,
+    };
+    if (ctl__store_open(cfg, "dlq replay", &r->store, r->err) < 0)
+        return -1;
     if (!r->dry_run && queue_producer_new(&pc, &r->producer) != QUEUE_OK) {
         fprintf(r->err, "dispatchctl: dlq replay: cannot create a Kafka producer for %s\n",
                 cfg->kafka_brokers);
         return -1;
     }
+    /* without Redis the caches expire on their own (TTL): a warning, not a failure */
+    if (!r->dry_run && cache_new(&cc, &r->cache) != CACHE_OK)
+        r->cache = NULL;
     return 0;
 }
 
@@ -371,6 +390,7 @@ int ctl__dlq_replay(const struct config *cfg, int argc, char **argv, FILE *out, 
     if (rc == EX_OK && r.skipped > 0)
         rc = EX_DATAERR;
 out_clients:
+    cache_free(r.cache);
     queue_producer_free(r.producer);
     store_free(r.store);
 out_ids:
