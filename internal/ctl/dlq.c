@@ -326,8 +326,6 @@ static int replay_open(struct replay *r, const struct config *cfg)
         .linger_ms = 0,
         .message_timeout_ms = REPLAY_TIMEOUT_MS,
     };
-    if (ctl__store_open(cfg, "dlq replay", &r->store, r->err) < 0)
-        return -1;
     struct cache_config cc = {
         .host = cfg->redis_host,
         .port = cfg->redis_port,

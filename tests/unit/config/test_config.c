@@ -400,7 +400,7 @@ static void test_config_print_direct(void **state)
     assert_non_null(strstr(buf, "DISPATCH_MYSQL_PASSWORD=<redacted>\n"));
     assert_non_null(strstr(buf, "DISPATCH_MIGRATIONS_DIR=migrations\n"));
     assert_null(strstr(buf, "=pw"));
-    assert_null(strstr(buf, "DISPATCH_REDIS_HOST"));
+    assert_null(strstr(buf, "DISPATCH_HTTP_ADDR"));
     /* every line is NAME=value */
     for (char *line = buf; *line != '\0'; line = strchr(line, '\n') + 1)
         assert_int_equal(strncmp(line, "DISPATCH_", 9), 0);
