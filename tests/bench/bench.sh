@@ -34,7 +34,11 @@ trap cleanup EXIT INT TERM
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 echo "bench: starting MariaDB, Redis, Kafka in $DIR"
-tests/infra/stack.sh start "$DIR" >/dev/null
+if ! tests/infra/stack.sh start "$DIR" >"$DIR/stack-start.log" 2>&1; then
+    echo "bench: the stack failed to start; trying once more" >&2
+    tests/infra/stack.sh stop "$DIR" >/dev/null 2>&1 || true
+    tests/infra/stack.sh start "$DIR" >/dev/null
+fi
 set -a; . "$DIR/stack.env"; set +a
 "$BUILD/bin/dispatchctl" --config "$DIR/stack.env" migrate up >/dev/null
 "$BUILD/bin/dispatchctl" --config "$DIR/stack.env" topics create >/dev/null
