@@ -161,6 +161,34 @@ static struct submit *start(struct fake *f, int threads, int batch, int max_wait
     return s;
 }
 
+/* One request through a fresh one-thread pipeline; the request is left to release. */
+static void submit_alone(struct fake *f, struct submit_request *r)
+{
+    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    struct submit *s = start(f, 1, 8, 0);
+    make_request(r, &w, NULL);
+    assert_int_equal(submit_enqueue(s, r), 0);
+    wait_done(&w, 1);
+    submit_free(s);
+}
+
+/* The gated fake: wait until the pipeline is inside insert, then let it go. */
+static void wait_first_batch(struct fake *f)
+{
+    pthread_mutex_lock(&f->mu);
+    while (f->batches == 0)
+        pthread_cond_wait(&f->cv, &f->mu);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void open_gate(struct fake *f)
+{
+    pthread_mutex_lock(&f->mu);
+    f->gate_closed = false;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
 static void test_accepted_tasks_are_published_and_marked(void **state)
 {
     struct fake f = {0};
@@ -216,14 +244,9 @@ static void test_key_value_and_trace_of_the_message(void **state)
 static void test_database_down_stores_nothing_and_publishes_nothing(void **state)
 {
     struct fake f = {.insert_rc = -1};
-    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
     struct submit_request r;
-    struct submit *s = start(&f, 1, 8, 0);
     (void)state;
-    make_request(&r, &w, NULL);
-    assert_int_equal(submit_enqueue(s, &r), 0);
-    wait_done(&w, 1);
-    submit_free(s);
+    submit_alone(&f, &r);
     assert_int_equal(r.result, SUBMIT_DB_DOWN);
     assert_int_equal(f.published, 0);
     release(&r);
@@ -232,14 +255,9 @@ static void test_database_down_stores_nothing_and_publishes_nothing(void **state
 static void test_broker_failure_leaves_pending_unmarked(void **state)
 {
     struct fake f = {.publish_err = -2};
-    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
     struct submit_request r;
-    struct submit *s = start(&f, 1, 8, 0);
     (void)state;
-    make_request(&r, &w, NULL);
-    assert_int_equal(submit_enqueue(s, &r), 0);
-    wait_done(&w, 1);
-    submit_free(s);
+    submit_alone(&f, &r);
     assert_int_equal(r.result, SUBMIT_UNAVAILABLE);
     assert_int_equal(r.task.status, TASK_PENDING);
     assert_int_equal(f.inserted, 1);
@@ -250,14 +268,9 @@ static void test_broker_failure_leaves_pending_unmarked(void **state)
 static void test_refused_publish_is_unavailable(void **state)
 {
     struct fake f = {.publish_refuse = 1};
-    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
     struct submit_request r;
-    struct submit *s = start(&f, 1, 8, 0);
     (void)state;
-    make_request(&r, &w, NULL);
-    assert_int_equal(submit_enqueue(s, &r), 0);
-    wait_done(&w, 1);
-    submit_free(s);
+    submit_alone(&f, &r);
     assert_int_equal(r.result, SUBMIT_UNAVAILABLE);
     assert_int_equal(f.marked, 0);
     release(&r);
@@ -274,17 +287,11 @@ static void test_overload_is_refused_without_callback(void **state)
     make_request(&r2, &w, NULL);
     make_request(&r3, &w, NULL);
     assert_int_equal(submit_enqueue(s, &r1), 0);
-    pthread_mutex_lock(&f.mu);
-    while (f.batches == 0) /* r1 is inside the (blocked) insert */
-        pthread_cond_wait(&f.cv, &f.mu);
-    pthread_mutex_unlock(&f.mu);
+    wait_first_batch(&f);                        /* r1 is inside the (blocked) insert */
     assert_int_equal(submit_enqueue(s, &r2), 0); /* waits: one allowed */
     assert_int_equal(submit_enqueue(s, &r3), -1);
     assert_int_equal(r3.result, SUBMIT_OVERLOADED);
-    pthread_mutex_lock(&f.mu);
-    f.gate_closed = false;
-    pthread_cond_broadcast(&f.cv);
-    pthread_mutex_unlock(&f.mu);
+    open_gate(&f);
     wait_done(&w, 2);
     submit_free(s);
     assert_int_equal(w.done, 2); /* r3 never called back */
@@ -357,16 +364,10 @@ static void test_a_refused_row_does_not_sink_its_batch(void **state)
     r[2].task.payload = strdup("\"poison\"");
     /* the first request holds the pipeline so the other three form one batch */
     assert_int_equal(submit_enqueue(s, &r[0]), 0);
-    pthread_mutex_lock(&f.mu);
-    while (f.batches == 0)
-        pthread_cond_wait(&f.cv, &f.mu);
-    pthread_mutex_unlock(&f.mu);
+    wait_first_batch(&f);
     for (int i = 1; i < 4; i++)
         assert_int_equal(submit_enqueue(s, &r[i]), 0);
-    pthread_mutex_lock(&f.mu);
-    f.gate_closed = false;
-    pthread_cond_broadcast(&f.cv);
-    pthread_mutex_unlock(&f.mu);
+    open_gate(&f);
     wait_done(&w, 4);
     submit_free(s);
     assert_int_equal(r[1].result, SUBMIT_ACCEPTED);
