@@ -90,6 +90,10 @@ void api_respond_json(struct api_request *req, unsigned int status, const cJSON 
  * printf-style. */
 void api_problem(struct api_request *req, unsigned int status, const char *type, const char *title,
                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* 500 "out of memory" and 503 "unavailable" with Retry-After: 1, the two problems
+ * every endpoint may need. */
+void api_problem_oom(struct api_request *req);
+void api_problem_unavailable(struct api_request *req, const char *detail);
 /* Adds a header to the prepared response (no-op if none). */
 void api_add_header(struct api_request *req, const char *name, const char *value);
 

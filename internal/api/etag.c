@@ -125,8 +125,7 @@ void api_respond_not_modified(struct api_request *req, const char *etag, const c
 {
     char *text = cJSON_PrintUnformatted(view);
     if (!text) {
-        api_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "Internal Server Error",
-                    "out of memory");
+        api_problem_oom(req);
         return;
     }
     api_respond_not_modified_text(req, etag, text);
@@ -139,8 +138,7 @@ void api_respond_not_modified_text(struct api_request *req, const char *etag, ch
         MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(text);
-        api_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "Internal Server Error",
-                    "out of memory");
+        api_problem_oom(req);
         return;
     }
     if (req->response)

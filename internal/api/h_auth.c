@@ -64,8 +64,7 @@ static bool read_credentials(struct api_request *req)
     explicit_bzero((void *)password, pl);
     cJSON_Delete(root);
     if (!req->credentials) {
-        api_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "Internal Server Error",
-                    "out of memory");
+        api_problem_oom(req);
         return false;
     }
     return true;
@@ -110,9 +109,7 @@ static void register_job(void *arg)
                     "an account with this email exists");
         goto out;
     default:
-        api_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "Service Unavailable",
-                    "accounts are unavailable; retry later");
-        api_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+        api_problem_unavailable(req, "accounts are unavailable; retry later");
         goto out;
     }
     ids_format(&id, id_text);
@@ -123,8 +120,7 @@ static void register_job(void *arg)
         cJSON_AddStringToObject(body, "created_at", created))
         api_respond_json(req, MHD_HTTP_CREATED, body);
     else
-        api_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "Internal Server Error",
-                    "out of memory");
+        api_problem_oom(req);
     cJSON_Delete(body);
 out:
     api_complete(req);
@@ -143,9 +139,7 @@ static void login_job(void *arg)
         api_problem(req, MHD_HTTP_UNAUTHORIZED, "invalid-credentials", "Unauthorized",
                     "unknown email or wrong password");
     } else if (rc != ACCOUNT_OK) {
-        api_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "Service Unavailable",
-                    "accounts are unavailable; retry later");
-        api_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+        api_problem_unavailable(req, "accounts are unavailable; retry later");
     } else {
         body = cJSON_CreateObject();
         if (body && cJSON_AddStringToObject(body, "access_token", token) &&
@@ -154,8 +148,7 @@ static void login_job(void *arg)
             api_respond_json(req, MHD_HTTP_OK, body);
             api_add_header(req, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
         } else {
-            api_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "Internal Server Error",
-                        "out of memory");
+            api_problem_oom(req);
         }
         cJSON_Delete(body);
         explicit_bzero(token, sizeof token);

@@ -16,8 +16,7 @@ void api_h_readyz(struct api_request *req)
     bool all = true;
     if (!body || !deps) {
         cJSON_Delete(body);
-        api_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "Internal Server Error",
-                    "out of memory");
+        api_problem_oom(req);
         return;
     }
     for (size_t i = 0; i < d->n_probes; i++) {

@@ -23,9 +23,7 @@ void api_h_tasks_cancel(struct api_request *req)
         return;
     }
     if (control_cancel(req->api->deps.control, &id, &req->user, &t, &outcome) != CONTROL_OK) {
-        api_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "Service Unavailable",
-                    "the task store is unavailable; retry later");
-        api_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+        api_problem_unavailable(req, "the task store is unavailable; retry later");
         return;
     }
     if (outcome == CONTROL_CANCEL_NOT_FOUND) {
@@ -42,8 +40,7 @@ void api_h_tasks_cancel(struct api_request *req)
     view = model_task_view(&t);
     model_task_release(&t);
     if (!view) {
-        api_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "Internal Server Error",
-                    "out of memory");
+        api_problem_oom(req);
         return;
     }
     api_respond_json(req, MHD_HTTP_OK, view);

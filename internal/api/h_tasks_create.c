@@ -102,8 +102,7 @@ static void respond_accepted(struct api_request *req)
         api_respond_json(req, MHD_HTTP_ACCEPTED, view);
         cJSON_Delete(view);
     } else {
-        api_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "Internal Server Error",
-                    "out of memory");
+        api_problem_oom(req);
         return;
     }
     add_location(req, &sr->task.id);
@@ -157,9 +156,8 @@ static void respond_submitted(struct api_request *req)
     case SUBMIT_DB_DOWN:
     case SUBMIT_OVERLOADED:
     default:
-        api_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "Service Unavailable",
-                    "the task could not be stored; nothing was accepted, retry later");
-        api_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+        api_problem_unavailable(req,
+                                "the task could not be stored; nothing was accepted, retry later");
         return;
     }
 }
@@ -194,8 +192,7 @@ static bool read_idempotency(struct api_request *req, const cJSON *root)
     }
     canon = jsonx_canonical(root);
     if (!canon) {
-        api_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "Internal Server Error",
-                    "out of memory");
+        api_problem_oom(req);
         return false;
     }
     crypto_hash_sha256(c->fingerprint, (const unsigned char *)canon, strlen(canon));
@@ -244,8 +241,7 @@ void api_h_tasks_create(struct api_request *req)
     }
     if (!build_task(req, &b, run_at)) {
         cJSON_Delete(root);
-        api_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "Internal Server Error",
-                    "out of memory");
+        api_problem_oom(req);
         return;
     }
     cJSON_Delete(root);

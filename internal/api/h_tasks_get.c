@@ -39,8 +39,7 @@ static void get_uncached(struct api_request *req, const struct ids_id *id)
     view = model_task_view(&t);
     model_task_release(&t);
     if (!view) {
-        api_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "Internal Server Error",
-                    "out of memory");
+        api_problem_oom(req);
         return;
     }
     if (api_if_none_match(req, etag)) {
@@ -88,15 +87,12 @@ static void respond(struct api_request *req, int rc, const struct status_view *v
         return;
     }
     if (rc != STATUS_OK) {
-        api_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "Service Unavailable",
-                    "the task store is unavailable; retry later");
-        api_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+        api_problem_unavailable(req, "the task store is unavailable; retry later");
         return;
     }
     json = malloc(v->json_len + 1);
     if (!json) {
-        api_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "Internal Server Error",
-                    "out of memory");
+        api_problem_oom(req);
         return;
     }
     memcpy(json, v->json, v->json_len + 1);

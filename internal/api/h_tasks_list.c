@@ -102,16 +102,13 @@ void api_h_tasks_list(struct api_request *req)
     if (cursor && cursor_decode(cursor, &after) == 0)
         q.after = &after;
     if (status_list(req->api->deps.status, &q, &page) != STATUS_OK) {
-        api_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "Service Unavailable",
-                    "the task store is unavailable; retry later");
-        api_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+        api_problem_unavailable(req, "the task store is unavailable; retry later");
         return;
     }
     body = page_json(&page);
     status_page_release(&page);
     if (!body) {
-        api_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "Internal Server Error",
-                    "out of memory");
+        api_problem_oom(req);
         return;
     }
     api_respond_json(req, MHD_HTTP_OK, body);

@@ -30,8 +30,7 @@ void api_respond_json(struct api_request *req, unsigned int status, const cJSON 
 {
     char *text = cJSON_PrintUnformatted(json);
     if (!text) {
-        api_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "Internal Server Error",
-                    "out of memory");
+        api_problem_oom(req);
         return;
     }
     api_respond_text(req, status, text, "application/json");
@@ -75,6 +74,19 @@ void api_problem(struct api_request *req, unsigned int status, const char *type,
     }
     cJSON_Delete(p);
     api_respond_text(req, status, text, "application/problem+json");
+}
+
+void api_problem_oom(struct api_request *req)
+{
+    api_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "Internal Server Error",
+                "out of memory");
+}
+
+void api_problem_unavailable(struct api_request *req, const char *detail)
+{
+    api_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "Service Unavailable", "%s",
+                detail);
+    api_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "1");
 }
 
 void api_add_header(struct api_request *req, const char *name, const char *value)
