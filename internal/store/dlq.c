@@ -10,43 +10,6 @@
 /* fn's "the publish callback failed": rolls the replay back, never leaves dlq.c */
 #define STORE__EUNPUBLISHED (-101)
 
-/* Executes the statement `which` with p and fetches up to limit tasks into a new
- * array (store_task_list's result contract). */
-static int query_tasks(struct store *s, enum store__stmt which, struct store__params *p,
-                       size_t limit, const char *what, struct task **ret_tasks, size_t *ret_n)
-{
-    struct store__conn *c;
-    MYSQL_STMT *st;
-    struct task *tasks;
-    size_t n = 0;
-    int rc;
-
-    tasks = calloc(limit, sizeof *tasks);
-    if (!tasks)
-        return STORE_ENOMEM;
-    c = store__acquire(s);
-    if (!c) {
-        free(tasks);
-        return STORE_EDB;
-    }
-    st = store__stmt(c, which);
-    rc = store__p_exec(st, p, what);
-    if (rc == STORE_OK)
-        rc = store__fetch_rows(st, tasks, limit, &n);
-    if (st)
-        mysql_stmt_free_result(st);
-    store__release(s, c, rc == STORE_EDB);
-    if (rc != STORE_OK || n == 0) {
-        free(tasks);
-        tasks = NULL;
-    }
-    if (rc != STORE_OK)
-        return rc;
-    *ret_tasks = tasks;
-    *ret_n = n;
-    return STORE_OK;
-}
-
 int store_dlq_list(struct store *s, const struct store_dlq_filter *f, struct task **ret_tasks,
                    size_t *ret_n)
 {
@@ -59,7 +22,7 @@ int store_dlq_list(struct store *s, const struct store_dlq_filter *f, struct tas
     store__p_str(&p, f->type);
     store__p_bytes(&p, MYSQL_TYPE_DATETIME, &since, sizeof since);
     store__p_int(&p, (long long)f->limit);
-    return query_tasks(s, STMT_DLQ_LIST, &p, f->limit, "dlq list", ret_tasks, ret_n);
+    return store__query_tasks(s, STMT_DLQ_LIST, &p, f->limit, "dlq list", ret_tasks, ret_n);
 }
 
 int store_dlq_page(struct store *s, const char *type, const struct store_dlq_cursor *after,
@@ -78,7 +41,7 @@ int store_dlq_page(struct store *s, const char *type, const struct store_dlq_cur
     store__p_bytes(&p, MYSQL_TYPE_DATETIME, &created, sizeof created);
     store__p_id(&p, after ? &after->id : &before_all);
     store__p_int(&p, (long long)limit);
-    return query_tasks(s, STMT_DLQ_PAGE, &p, limit, "dlq page", ret_tasks, ret_n);
+    return store__query_tasks(s, STMT_DLQ_PAGE, &p, limit, "dlq page", ret_tasks, ret_n);
 }
 
 /* --- replay ---------------------------------------------------------------- */

@@ -109,6 +109,11 @@ int store__mark_queued_in(struct store__conn *c, const struct ids_id *ids, size_
 int store__idem_claim_all(struct store__conn *c, const struct task *const *tasks,
                           struct idem_claim *const *idem, size_t n, bool *ret_insert);
 
+/* Executes the statement `which` with p on a pooled connection and fetches up to
+ * limit task rows into a new array (*ret_tasks NULL when there are none). */
+int store__query_tasks(struct store *s, enum store__stmt which, struct store__params *p,
+                       size_t limit, const char *what, struct task **ret_tasks, size_t *ret_n);
+
 void store__time_to_mysql(int64_t us, MYSQL_TIME *out);
 int64_t store__time_from_mysql(const MYSQL_TIME *t);
 
