@@ -271,7 +271,9 @@ static bool add_opt_string(cJSON *obj, const char *name, const char *s)
     return cJSON_AddStringToObject(obj, name, s) != NULL;
 }
 
-cJSON *model_task_view(const struct task *t)
+/* The view's fields; the payload only when with_payload (the text renderers splice
+ * the stored payload in instead of parsing it). */
+static cJSON *view_object(const struct task *t, bool with_payload)
 {
     char id[IDS_TEXT_LEN + 1];
     cJSON *v = cJSON_CreateObject();
@@ -284,8 +286,8 @@ cJSON *model_task_view(const struct task *t)
          cJSON_AddNumberToObject(v, "priority", t->priority) &&
          cJSON_AddNumberToObject(v, "attempts", t->attempts) &&
          cJSON_AddNumberToObject(v, "max_attempts", t->max_attempts) &&
-         add_json_text(v, "payload", t->payload) && add_json_text(v, "result", t->result) &&
-         add_opt_string(v, "last_error", t->last_error) &&
+         (!with_payload || add_json_text(v, "payload", t->payload)) &&
+         add_json_text(v, "result", t->result) && add_opt_string(v, "last_error", t->last_error) &&
          add_time(v, "created_at", t->created_at) && add_time(v, "updated_at", t->updated_at) &&
          add_time(v, "run_at", t->run_at) && add_time(v, "started_at", t->started_at) &&
          add_time(v, "finished_at", t->finished_at);
@@ -296,12 +298,45 @@ cJSON *model_task_view(const struct task *t)
     return v;
 }
 
+cJSON *model_task_view(const struct task *t)
+{
+    return view_object(t, true);
+}
+
+/* Prints o (consumed) with "payload": <the stored payload text> spliced in first: it
+ * is valid JSON already (checked on the way in), and re-parsing a payload of up to a
+ * mebibyte only to print it again is waste on the submit and read paths. */
+static char *print_with_payload(cJSON *o, const char *payload)
+{
+    char *head = o ? cJSON_PrintUnformatted(o) : NULL;
+    char *out = NULL;
+    size_t hlen, plen;
+    cJSON_Delete(o);
+    if (!head)
+        return NULL;
+    hlen = strlen(head);
+    plen = strlen(payload);
+    out = malloc(hlen + plen + sizeof "{\"payload\":,");
+    if (out) {
+        memcpy(out, "{\"payload\":", 11);
+        memcpy(out + 11, payload, plen);
+        /* head is "{...}" with at least one member: drop its '{', keep its NUL */
+        out[11 + plen] = ',';
+        memcpy(out + 12 + plen, head + 1, hlen);
+    }
+    cJSON_free(head);
+    return out;
+}
+
+char *model_task_view_text(const struct task *t)
+{
+    return print_with_payload(view_object(t, false), t->payload);
+}
+
 char *model_task_message(const struct task *t)
 {
     char id[IDS_TEXT_LEN + 1];
     cJSON *o = cJSON_CreateObject();
-    char *head, *out = NULL;
-    size_t hlen, plen;
     bool ok;
     if (!o)
         return NULL;
@@ -313,23 +348,11 @@ char *model_task_message(const struct task *t)
                         : cJSON_AddNullToObject(o, "timeout_ms") != NULL) &&
          add_time(o, "run_at", t->run_at) && add_opt_string(o, "ordering_key", t->ordering_key) &&
          add_time(o, "created_at", t->created_at);
-    head = ok ? cJSON_PrintUnformatted(o) : NULL;
-    cJSON_Delete(o);
-    if (!head)
+    if (!ok) {
+        cJSON_Delete(o);
         return NULL;
-    /* splice the stored payload text in as is: it is valid JSON already, and
-     * re-parsing a payload of up to a mebibyte just to print it again is waste */
-    hlen = strlen(head);
-    plen = strlen(t->payload);
-    out = malloc(hlen + plen + sizeof "{\"payload\":,");
-    if (out) {
-        memcpy(out, "{\"payload\":", 11);
-        memcpy(out + 11, t->payload, plen);
-        out[11 + plen] = ',';
-        memcpy(out + 12 + plen, head + 1, hlen); /* head without '{', with its NUL */
     }
-    cJSON_free(head);
-    return out;
+    return print_with_payload(o, t->payload);
 }
 
 const char *model_task_key(const struct task *t, char idbuf[IDS_TEXT_LEN + 1], size_t *ret_len)

@@ -78,6 +78,9 @@ int model_time_parse(const char *s, int64_t *ret_us);
 /* The task view of SPEC §3 as a new cJSON object owned by the caller, or NULL on
  * ENOMEM.  payload and result are embedded as JSON values, not strings. */
 cJSON *model_task_view(const struct task *t);
+/* The same view as JSON text (owned, free()), with the stored payload spliced in
+ * rather than parsed and printed again; NULL on ENOMEM. */
+char *model_task_view_text(const struct task *t);
 
 /* --- idempotency keys (SPEC §3.1) ------------------------------------------
  * A key is scoped by user, method and route, and fingerprinted by the SHA-256 of

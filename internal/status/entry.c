@@ -52,11 +52,9 @@ static unsigned char *alloc_entry(const struct ids_id *id, const char *json, siz
 
 int status__encode(const struct task *t, unsigned char **ret_bytes, size_t *ret_len)
 {
-    cJSON *view = model_task_view(t);
-    char *json = view ? cJSON_PrintUnformatted(view) : NULL;
+    char *json = model_task_view_text(t);
     unsigned char *b = json ? alloc_entry(&t->id, json, ret_len) : NULL;
-    cJSON_free(json);
-    cJSON_Delete(view);
+    free(json);
     if (!b)
         return -1;
     b[1] = FLAG_EXISTS | (t->has_user ? FLAG_OWNER : 0);

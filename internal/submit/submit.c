@@ -1,8 +1,6 @@
 /* submit — the batched store -> publish -> ack -> QUEUED pipeline. */
 #include "submit/submit.h"
 
-#include <cjson/cJSON.h>
-
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -200,9 +198,7 @@ static void record_responses(struct submit *s, struct scratch *x, size_t n_fresh
     size_t n_resp = 0;
     for (size_t i = 0; i < n_fresh; i++) {
         struct submit_request *r = x->fresh[i];
-        cJSON *view = model_task_view(&r->task);
-        r->view = view ? cJSON_PrintUnformatted(view) : NULL;
-        cJSON_Delete(view);
+        r->view = model_task_view_text(&r->task);
         if (r->idem.key && r->view) {
             x->resp[n_resp++] = (struct idem_response){
                 &r->task.user_id, r->idem.method, r->idem.route, r->idem.key, 202, r->view};

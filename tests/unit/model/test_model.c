@@ -155,6 +155,30 @@ static void test_message_embeds_payload_and_key(void **state)
     model_task_release(&t);
 }
 
+static void test_view_text_matches_the_view(void **state)
+{
+    struct task t;
+    char *text, *tree_text;
+    cJSON *a, *b, *tree;
+    (void)state;
+    fill(&t);
+    t.result = strdup("[true,null]");
+    t.last_error = strdup("once \"quoted\"");
+    text = model_task_view_text(&t);
+    tree = model_task_view(&t);
+    tree_text = cJSON_PrintUnformatted(tree);
+    a = cJSON_Parse(text);
+    b = cJSON_Parse(tree_text);
+    assert_non_null(a);
+    assert_true(cJSON_Compare(a, b, true)); /* same members and values, any order */
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    cJSON_Delete(tree);
+    cJSON_free(tree_text);
+    free(text);
+    model_task_release(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -164,6 +188,7 @@ int main(void)
         cmocka_unit_test(test_time_format_and_parse),
         cmocka_unit_test(test_view_has_every_field),
         cmocka_unit_test(test_message_embeds_payload_and_key),
+        cmocka_unit_test(test_view_text_matches_the_view),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }
