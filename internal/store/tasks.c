@@ -395,15 +395,9 @@ int store__fetch_task(MYSQL_STMT *st, struct task *ret_task)
 
 int store__exec_by_id(MYSQL_STMT *st, const struct ids_id *id)
 {
-    MYSQL_BIND b = {0};
-    unsigned long len = 16;
-    b.buffer_type = MYSQL_TYPE_BLOB;
-    b.buffer = (void *)id->b;
-    b.buffer_length = 16;
-    b.length = &len;
-    if (mysql_stmt_bind_param(st, &b) != 0 || mysql_stmt_execute(st) != 0)
-        return store__stmt_error(st, "execute");
-    return STORE_OK;
+    struct store__params p = {0};
+    store__p_id(&p, id);
+    return store__p_exec(st, &p, "execute by id");
 }
 
 int store_task_get(struct store *s, const struct ids_id *id, struct task *ret_task)
