@@ -234,7 +234,13 @@ static int start(struct wiring *w, struct publish_target *pt, struct api_probe *
                             c->http_timeout_s,
                             c->http_max_body_bytes,
                             c->json_max_depth,
-                            c->idempotency_ttl_s};
+                            c->idempotency_ttl_s,
+                            c->http_head_timeout_s,
+                            c->http_body_timeout_s,
+                            c->http_body_min_rate,
+                            c->http_connection_memory_bytes,
+                            c->http_body_budget_bytes,
+                            c->http_anon_max_body_bytes};
 
     struct auth_config authc = {c->jwt_secret, c->jwt_issuer, c->token_ttl_s, 5};
     struct cache_config cc = {.host = c->redis_host,
