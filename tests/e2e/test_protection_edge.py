@@ -422,3 +422,23 @@ def test_binaries_are_hardened(name):
     assert "__stack_chk_fail" in symbols, "no stack protector"
     assert any(s in symbols for s in ("__snprintf_chk", "__memcpy_chk", "__vsnprintf_chk",
                                       "__fprintf_chk")), "no _FORTIFY_SOURCE"
+
+
+def test_the_stack_settings_are_private():
+    """stack.env holds the database password (and, under make up, the JWT secret):
+    tests/infra/stack.sh creates it 0600 under umask 077, never chmods it after."""
+    mode = os.stat(stack_env_file()).st_mode & 0o777
+    assert mode == 0o600, oct(mode)
+
+
+def test_compose_refuses_to_start_without_a_jwt_secret():
+    compose = os.path.join(os.path.dirname(__file__), "..", "..", "docker", "compose.yaml")
+    base = {k: v for k, v in os.environ.items() if k != "DISPATCH_JWT_SECRET"}
+    out = subprocess.run(["docker-compose", "-f", compose, "config", "-q"], env=base,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert "DISPATCH_JWT_SECRET" in out.stderr, out.stderr
+    out = subprocess.run(["docker-compose", "-f", compose, "config", "-q"],
+                         env={**base, "DISPATCH_JWT_SECRET": "s" * 40},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
