@@ -160,7 +160,7 @@ def test_every_bad_token_gets_the_same_401_detail(guarded, producer):
     assert client.get("/tasks", headers={"Authorization": f"Bearer {good}"}).status == 200
 
 
-def test_routes_without_a_token_cap_their_bodies(guarded):
+def test_routes_without_a_token_cap_their_bodies(guarded, budgeted):
     client = Client(f"http://127.0.0.1:{guarded.port}")
     creds = {"email": "cap@example.com", "password": "p" * 20}
     small = json.dumps(creds).encode()
@@ -178,6 +178,10 @@ def test_routes_without_a_token_cap_their_bodies(guarded):
         reply = read_reply(s)
         assert status_of(reply) == 413, reply[:200]
         assert closed_by_peer(s, 5)
+    # the cap is http_anon_max_body_bytes: 8 KiB on the other producer takes 5 KB
+    other = Client(f"http://127.0.0.1:{budgeted.port}")
+    r = other.post("/auth/login", raw=padded, headers={"Content-Type": "application/json"})
+    assert r.status == 401, r.body
 
 
 def test_a_body_for_no_route_is_not_read(guarded):
@@ -307,7 +311,8 @@ def test_one_address_gets_64_connections(guarded):
 @pytest.fixture(scope="module")
 def budgeted():
     svc = start_producer("producer-budget", "--http-body-budget-bytes", "200000",
-                         "--http-connection-memory-bytes", "8192")
+                         "--http-connection-memory-bytes", "8192",
+                         "--http-anon-max-body-bytes", "8192")
     try:
         yield svc
     finally:
@@ -321,7 +326,11 @@ def test_bodies_beyond_the_budget_get_503(budgeted, producer):
     held = [connect(budgeted.port) for _ in range(3)]
     try:
         for s in held:  # 3 x 60 KB reserved, bodies not finished
-            s.sendall(post_head(producer.token, size) + body[:100])
+            # the 100 Continue says the head was taken (and the length reserved)
+            s.sendall(post_head(producer.token, size).replace(
+                b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n"))
+            assert read_reply(s).startswith(b"HTTP/1.1 100 Continue")
+            s.sendall(body[:100])
         with connect(budgeted.port) as s:
             s.sendall(post_head(producer.token, size))
             reply = read_reply(s)
