@@ -34,6 +34,7 @@ PACKAGES=(
     default-jdk-headless maven
     python3 python3-pytest python3-yaml curl jq
     wrk nginx-light bc prometheus
+    docker-compose
 )
 # A package counts as present when it, or one of these, is installed.
 declare -A ALTERNATIVES=(

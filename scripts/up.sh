@@ -13,6 +13,9 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+# .local/ holds the database password and the JWT secret (stack.env, jwt.secret):
+# everything up.sh and the stack create there is private from the start
+umask 077
 BUILD=${BUILD:-build}
 BIN=$(realpath -m "$BUILD")/bin
 LOCAL=$ROOT/.local

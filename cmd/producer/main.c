@@ -2,7 +2,8 @@
  *
  * config -> log -> store -> Kafka producer -> submit pipeline -> status -> api; then
  * wait for SIGTERM/SIGINT and take it down in the reverse order, letting requests in
- * flight finish (api stops accepting, the pipeline drains, then the api stops).
+ * flight finish (the api stops accepting and refuses new requests, the pipeline
+ * drains, then the api stops).
  */
 #include <pthread.h>
 #include <signal.h>
@@ -234,7 +235,13 @@ static int start(struct wiring *w, struct publish_target *pt, struct api_probe *
                             c->http_timeout_s,
                             c->http_max_body_bytes,
                             c->json_max_depth,
-                            c->idempotency_ttl_s};
+                            c->idempotency_ttl_s,
+                            c->http_head_timeout_s,
+                            c->http_body_timeout_s,
+                            c->http_body_min_rate,
+                            c->http_connection_memory_bytes,
+                            c->http_body_budget_bytes,
+                            c->http_anon_max_body_bytes};
 
     struct auth_config authc = {c->jwt_secret, c->jwt_issuer, c->token_ttl_s, 5};
     struct cache_config cc = {.host = c->redis_host,
@@ -293,6 +300,11 @@ static int start(struct wiring *w, struct publish_target *pt, struct api_probe *
     return EX_OK;
 }
 
+/* The order is what keeps kept-alive connections from reaching freed modules:
+ * api_quiesce() stops accepting, makes every request not yet handed to a handler
+ * answer 503 (Connection: close) and waits for the handlers running; only then are
+ * the modules behind the handlers freed (each completing what it holds), and only
+ * after them the api, which closes the connections. */
 static void stop(struct wiring *w)
 {
     api_quiesce(w->api);

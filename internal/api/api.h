@@ -6,6 +6,13 @@
  * on the first call loses keep-alive in 0.9.75), connection timeout, per-IP and total
  * connection limits and a per-connection memory limit set explicitly (MHD's defaults
  * have none of the first three).  Routes live in one table; one file per endpoint.
+ *
+ * What a hostile client can make it hold is bounded (docs/reliability.md): the token
+ * is checked on the first call, before any body is read (a 401 is answered at once
+ * and the connection closed); bodies of routes without a token are capped at
+ * anon_max_body_bytes; a head must arrive within head_timeout_s and a body keep
+ * making progress (guard.c); all bodies being read share body_budget_bytes (503
+ * beyond it).
  */
 #ifndef DISPATCH_API_H
 #define DISPATCH_API_H
@@ -31,6 +38,13 @@ struct api_config {
     long long max_body_bytes;
     int json_max_depth;
     int idempotency_ttl_s;
+    /* protection (issue 9): what one client can make the producer hold */
+    int head_timeout_s;            /* a request head must be complete within this */
+    int body_timeout_s;            /* a body: this, plus 1 s per body_min_rate bytes */
+    int body_min_rate;             /* bytes per second a body must keep up */
+    int connection_memory_bytes;   /* MHD's per-connection pool (head + buffers) */
+    long long body_budget_bytes;   /* every buffered body together; 503 beyond */
+    long long anon_max_body_bytes; /* body cap of routes without a token */
 };
 
 /* A dependency /readyz reports: name and a probe that answers quickly. */
@@ -59,9 +73,13 @@ struct api;
 int api_new(const struct api_config *cfg, const struct api_deps *deps, struct api **ret_api);
 /* The port actually bound (useful with port 0). */
 int api_port(const struct api *api);
-/* Stops accepting, finishes, frees.  Suspended requests must have been completed
- * (submit_free() before api_free() would strand them; the producer stops the api's
- * listener first, then the pipeline, then frees the api). */
+/* Shutdown, in two steps.  api_quiesce() stops accepting connections, makes every
+ * request not yet handed to a handler answer 503 with "Connection: close" (also on
+ * kept-alive connections), and returns once no handler runs on an HTTP thread: from
+ * then on no HTTP thread calls into deps, so the modules behind them may be freed —
+ * each completing the requests it holds (submit_free(), workpool_free(),
+ * status_reader_stop() answer and resume theirs).  api_free() then closes every
+ * connection and frees; nothing of deps is touched after api_quiesce() but metrics. */
 void api_quiesce(struct api *api);
 void api_free(struct api *api);
 

@@ -4,6 +4,8 @@
 #define DISPATCH_API_INT_H
 
 #include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
@@ -15,12 +17,60 @@
 #include "submit/submit.h"
 #include "status/status.h"
 
+/* --- the connection guard (guard.c) ------------------------------------------ */
+
+enum api_cut { API_CUT_HEAD = 0, API_CUT_BODY };
+
+/* One per TCP connection (MHD's socket context), registered with the guard. */
+struct api_conn {
+    struct api_conn *prev, *next; /* the guard's list, under its lock */
+    int fd;
+    bool served;                 /* a request ended on it (MHD thread only) */
+    int64_t body_start_us;       /* MHD thread only */
+    _Atomic int64_t deadline_us; /* monotonic; 0: none */
+    _Atomic int reason;          /* enum api_cut: what the deadline is for */
+};
+
+struct api_guard {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t thread;
+    bool started, stop;
+    struct api_conn *conns;
+    int64_t head_us, body_us;
+    long long min_rate;
+    unsigned long cut_head, cut_body; /* under lock */
+    _Atomic long long body_bytes;     /* reserved by bodies being read */
+};
+
 struct api {
     struct api_config cfg;
     struct api_deps deps;
     struct MHD_Daemon *daemon;
     int port;
+    int quiesced_fd; /* the listener after api_quiesce(); closed by api_free() */
+    struct api_guard guard;
+    _Atomic bool closing;    /* api_quiesce() was called: refuse new requests */
+    _Atomic int in_handlers; /* handlers running on HTTP threads right now */
 };
+
+void api__guard_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                       enum MHD_ConnectionNotificationCode toe);
+void *api__guard_request_line(void *cls, const char *uri, struct MHD_Connection *conn);
+struct api_conn *api__guard_of(struct MHD_Connection *conn);
+/* The head is in: the body's deadline starts. */
+void api__guard_body_start(struct api *api, struct api_conn *c);
+/* received bytes of the body so far move its deadline by 1 s per min_rate bytes. */
+void api__guard_body_progress(struct api *api, struct api_conn *c, size_t received);
+/* The request is with its handler (or answered): no deadline. */
+void api__guard_busy(struct api_conn *c);
+/* The request ended: the next head's deadline starts at its request line. */
+void api__guard_served(struct api_conn *c);
+/* Reserves n bytes of the body budget; false when it would exceed it. */
+bool api__budget_take(struct api *api, size_t n);
+void api__budget_give(struct api *api, size_t n);
+int api__guard_start(struct api *api);
+void api__guard_stop(struct api *api);
 
 struct api_request;
 
@@ -56,9 +106,15 @@ struct api_request {
     enum api_state state; /* touched by MHD threads only */
     bool suspended;       /* the handler suspended in this call (MHD thread) */
 
-    char *body; /* read so far (NUL-terminated) */
+    struct api_conn *guard; /* the connection's deadlines (NULL: unguarded) */
+    char *body;             /* read so far (NUL-terminated) */
     size_t body_len, body_cap;
+    size_t body_seen;     /* bytes of the body received, kept or not */
+    size_t body_reserved; /* bytes of the body budget held (released on completion) */
+    long long body_limit; /* the route's cap */
     bool body_too_large;
+    bool body_discard;     /* the answer is decided: read and drop the rest */
+    bool body_over_budget; /* the budget could not hold it: 503 */
 
     unsigned int status; /* response to queue */
     struct MHD_Response *response;

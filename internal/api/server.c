@@ -2,12 +2,14 @@
 #include "api/api_int.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "auth/auth.h"
 #include "config/config.h"
@@ -53,6 +55,7 @@ static struct api_request *request_new(struct api *api, struct MHD_Connection *c
     req->conn = conn;
     req->method = method;
     req->start_us = model_now_us();
+    req->guard = api__guard_of(conn);
     snprintf(req->path, sizeof req->path, "%s", url);
     init_ids(req);
     req->route = api_route_match(req, method, url, &known);
@@ -67,40 +70,74 @@ static struct api_request *request_new(struct api *api, struct MHD_Connection *c
     return req;
 }
 
-/* The announced body length against the limit: 0 fits, 1 too large (read it and
- * throw it away, so the client sees the 413 on a live connection), 2 far too large
- * or unparsable (answer at once and close rather than read it). */
-static int content_length_verdict(struct api_request *req)
+/* Does the request announce a body (a length other than 0, or chunks)? */
+static bool has_body(struct api_request *req)
 {
     const char *cl = api_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    long long max = req->api->cfg.max_body_bytes;
+    return api_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING) || (cl && strcmp(cl, "0") != 0);
+}
+
+/* The announced body length against the route's cap: 0 fits (*ret_len is the length,
+ * -1 if none was announced), 1 too large (read it and throw it away, so the client
+ * sees the 413 on a live connection), 2 far too large or unparsable (answer at once
+ * and close rather than read it). */
+static int content_length_verdict(struct api_request *req, long long *ret_len)
+{
+    const char *cl = api_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    long long max = req->body_limit;
     char *end;
     long long v;
+    *ret_len = -1;
     if (!cl)
         return 0;
+    errno = 0;
     v = strtoll(cl, &end, 10);
-    if (*end != '\0' || v < 0 || v > 8 * max)
+    if (errno || end == cl || *end != '\0' || v < 0 || v > 8 * max)
         return 2;
+    *ret_len = v;
     return v > max ? 1 : 0;
+}
+
+static void body_drop(struct api_request *req)
+{
+    req->body_discard = true;
+    if (req->body)
+        explicit_bzero(req->body, req->body_cap); /* it may hold a password */
+    free(req->body);
+    req->body = NULL;
+    req->body_len = req->body_cap = 0;
 }
 
 static void body_append(struct api_request *req, const char *data, size_t len)
 {
     size_t need = req->body_len + len + 1;
-    if (req->body_too_large)
-        return;
-    if (req->body_len + len > (size_t)req->api->cfg.max_body_bytes) {
+    if (req->body_len + len > (size_t)req->body_limit) {
         req->body_too_large = true;
+        body_drop(req);
         return;
     }
     if (need > req->body_cap) {
-        size_t cap = req->body_cap ? req->body_cap : 1024;
+        /* an announced length was reserved whole: one allocation of that size */
+        size_t cap = req->body_reserved >= need ? req->body_reserved
+                     : req->body_cap            ? req->body_cap
+                                                : 1024;
         char *b;
         while (cap < need)
             cap *= 2;
+        if (cap > (size_t)req->body_limit + 1)
+            cap = (size_t)req->body_limit + 1;
+        if (cap > req->body_reserved) {
+            if (!api__budget_take(req->api, cap - req->body_reserved)) {
+                req->body_over_budget = true;
+                body_drop(req);
+                return;
+            }
+            req->body_reserved = cap;
+        }
         b = realloc(req->body, cap);
         if (!b) {
             req->body_too_large = true; /* treated alike: we cannot hold it */
+            body_drop(req);
             return;
         }
         req->body = b;
@@ -111,22 +148,26 @@ static void body_append(struct api_request *req, const char *data, size_t len)
     req->body[req->body_len] = '\0';
 }
 
-/* Checks "Authorization: Bearer <token>"; prepares the 401 and returns false. */
+/* Checks "Authorization: Bearer <token>"; prepares the 401 and returns false.  The
+ * detail is the same whatever is wrong with a token (expired, malformed, badly
+ * signed): the reason is logged, not told. */
 static bool authenticate(struct api_request *req)
 {
     const char *h = api_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
     int rc;
     if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
         api_problem(req, MHD_HTTP_UNAUTHORIZED, "unauthorized", "Unauthorized",
-                    "a Bearer access token is required (POST /auth/login)");
+                    "a valid Bearer access token is required (POST /auth/login)");
         api_add_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"dispatch\"");
         return false;
     }
     h += 7;
     rc = auth_token_verify(req->api->deps.auth, h, strlen(h), (int64_t)time(NULL), &req->user);
     if (rc != AUTH_OK) {
+        log_debug("token refused", LOG_S("request_id", req->request_id),
+                  LOG_S("reason", auth_strerror(rc)));
         api_problem(req, MHD_HTTP_UNAUTHORIZED, "unauthorized", "Unauthorized",
-                    "the access token is not valid: %s", auth_strerror(rc));
+                    "a valid Bearer access token is required (POST /auth/login)");
         api_add_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                        "Bearer realm=\"dispatch\", error=\"invalid_token\"");
         return false;
@@ -134,18 +175,78 @@ static bool authenticate(struct api_request *req)
     return true;
 }
 
-static void dispatch(struct api_request *req)
+static void refuse_closing(struct api_request *req)
 {
+    api_problem_unavailable(req, "the service is shutting down; retry on a new connection");
+    api_add_header(req, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
+static void refuse_budget(struct api_request *req)
+{
+    api_problem_unavailable(req, "too many request bodies are being read; retry shortly");
+}
+
+/* The first call: headers only, no body byte read yet.  Decides what can be decided
+ * from them: true when the answer is prepared and must be queued now (which closes
+ * the connection, the body unread), false to go on reading the body. */
+static bool first_call(struct api_request *req)
+{
+    struct api *api = req->api;
+    long long len;
+    int verdict;
     if (!req->route)
-        return; /* the 404/405 was prepared on the first call */
-    if (req->body_too_large) {
-        api_problem(req, MHD_HTTP_CONTENT_TOO_LARGE, "payload-too-large", "Content Too Large",
-                    "the body exceeds %lld bytes", req->api->cfg.max_body_bytes);
-        return;
+        return has_body(req); /* the 404/405 is prepared: read no body for it */
+    if (atomic_load(&api->closing)) {
+        refuse_closing(req);
+        return true;
     }
     if (req->route->needs_auth && !authenticate(req))
+        return true;
+    req->body_limit =
+        req->route->needs_auth ? api->cfg.max_body_bytes : api->cfg.anon_max_body_bytes;
+    verdict = content_length_verdict(req, &len);
+    if (verdict == 2) {
+        api_problem(req, MHD_HTTP_CONTENT_TOO_LARGE, "payload-too-large", "Content Too Large",
+                    "the body exceeds %lld bytes", req->body_limit);
+        return true;
+    }
+    if (verdict == 1) {
+        req->body_too_large = true;
+        req->body_discard = true;
+    } else if (len > 0) {
+        if (!api__budget_take(api, (size_t)len + 1)) {
+            refuse_budget(req);
+            return true;
+        }
+        req->body_reserved = (size_t)len + 1;
+    }
+    if (has_body(req))
+        api__guard_body_start(api, req->guard);
+    return false;
+}
+
+/* The body is in: answer, or hand the request to its handler.  The handler runs only
+ * while the api is not closing (api_quiesce() waits for the running ones). */
+static void dispatch(struct api_request *req)
+{
+    struct api *api = req->api;
+    if (req->response)
+        return; /* decided on the first call */
+    if (req->body_too_large) {
+        api_problem(req, MHD_HTTP_CONTENT_TOO_LARGE, "payload-too-large", "Content Too Large",
+                    "the body exceeds %lld bytes", req->body_limit);
         return;
-    req->route->handler(req);
+    }
+    if (req->body_over_budget) {
+        refuse_budget(req);
+        return;
+    }
+    atomic_fetch_add(&api->in_handlers, 1);
+    if (atomic_load(&api->closing))
+        refuse_closing(req);
+    else
+        req->route->handler(req);
+    atomic_fetch_sub(&api->in_handlers, 1);
 }
 
 static enum MHD_Result queue_prepared(struct api_request *req)
@@ -173,31 +274,33 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     (void)version;
 
     if (!req) {
-        /* first call: headers only. Answer nothing yet, or keep-alive is lost */
+        /* first call: headers only.  Answer nothing yet, or keep-alive is lost —
+         * unless the answer is already known and a body would follow: then answer
+         * at once and let MHD close the connection, the body unread */
         req = request_new(api, conn, url, method);
         if (!req)
             return MHD_NO;
         *con_cls = req;
-        if (req->route) {
-            int verdict = content_length_verdict(req);
-            req->body_too_large = verdict > 0;
-            if (verdict == 2) {
-                /* MHD closes the connection after this answer, unread body and all */
-                dispatch(req);
-                return queue_prepared(req);
-            }
+        if (first_call(req)) {
+            api__guard_busy(req->guard);
+            return queue_prepared(req);
         }
         return MHD_YES;
     }
     if (*upload_size > 0) {
-        body_append(req, upload, *upload_size);
+        req->body_seen += *upload_size;
+        api__guard_body_progress(api, req->guard, req->body_seen);
+        if (!req->body_discard && !req->response)
+            body_append(req, upload, *upload_size);
+        else if (req->body_seen > 8 * (size_t)(req->body_limit > 0 ? req->body_limit : 1024))
+            return MHD_NO; /* a body to drop that does not end: cut it off */
         *upload_size = 0;
         return MHD_YES;
     }
     if (req->state == REQ_READING) {
         req->state = REQ_DISPATCHED;
-        if (!req->response)
-            dispatch(req);
+        api__guard_busy(req->guard);
+        dispatch(req);
         if (req->suspended) {
             /* the response comes from another thread, which resumes us; until
              * then req->response is that thread's to write */
@@ -237,6 +340,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          req->method, status, (double)(model_now_us() - req->start_us) / 1e6);
     if (req->response)
         MHD_destroy_response(req->response);
+    if (req->body_reserved)
+        api__budget_give(req->api, req->body_reserved);
+    api__guard_served(req->guard);
     model_task_release(&req->submit.task);
     free(req->submit.view);
     free(req->submit.idem.response_body);
@@ -280,30 +386,45 @@ int api_new(const struct api_config *cfg, const struct api_deps *deps, struct ap
         return -1;
     api->cfg = *cfg;
     api->deps = *deps;
+    api->quiesced_fd = -1;
+    atomic_init(&api->closing, false);
+    atomic_init(&api->in_handlers, 0);
     if (config_resolve_addr(cfg->addr, &ss, &sslen) < 0) {
         log_error("cannot resolve listen address", LOG_S("addr", cfg->addr));
-        free(api);
-        return -1;
+        goto out_api;
     }
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    if (api__guard_start(api) < 0) {
+        log_error("cannot start the connection guard", LOG_NONE);
+        goto out_api;
+    }
+    /* MHD gives every connection its whole memory pool and zeroes it after each
+     * request: the pool is what an idle kept-alive connection costs.  It holds the
+     * request head, the read buffer and the response's header. */
     api->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_access, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned int)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->timeout_s,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg->per_ip_connections,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, api, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_bytes,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_NOTIFY_CONNECTION,
+        api__guard_notify, api, MHD_OPTION_URI_LOG_CALLBACK, api__guard_request_line, api,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_END);
     if (!api->daemon) {
         log_error("cannot start HTTP server", LOG_S("addr", cfg->addr));
-        free(api);
-        return -1;
+        goto out_guard;
     }
     info = MHD_get_daemon_info(api->daemon, MHD_DAEMON_INFO_BIND_PORT);
     api->port = info ? info->port : 0;
     *ret_api = api;
     return 0;
+out_guard:
+    api__guard_stop(api);
+out_api:
+    free(api);
+    return -1;
 }
 
 int api_port(const struct api *api)
@@ -313,8 +434,23 @@ int api_port(const struct api *api)
 
 void api_quiesce(struct api *api)
 {
-    if (api && api->daemon)
-        MHD_quiesce_daemon(api->daemon);
+    MHD_socket fd;
+    if (!api || !api->daemon || atomic_exchange(&api->closing, true))
+        return;
+    fd = MHD_quiesce_daemon(api->daemon);
+    if (fd != MHD_INVALID_SOCKET) {
+        /* MHD no longer polls it, but it may be closed only after MHD_stop_daemon;
+         * on Linux shutting it down ends the listen: connects are refused at once
+         * instead of waiting in the backlog for an accept that never comes */
+        shutdown(fd, SHUT_RD);
+        api->quiesced_fd = fd;
+    }
+    /* a handler that saw closing == false may still be running: wait it out.
+     * Handlers do not block for long (the pipeline's calls are asynchronous). */
+    while (atomic_load(&api->in_handlers) > 0) {
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
 }
 
 void api_free(struct api *api)
@@ -323,5 +459,8 @@ void api_free(struct api *api)
         return;
     if (api->daemon)
         MHD_stop_daemon(api->daemon);
+    api__guard_stop(api); /* after MHD: every connection is unregistered */
+    if (api->quiesced_fd >= 0)
+        close(api->quiesced_fd);
     free(api);
 }

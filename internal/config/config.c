@@ -108,12 +108,30 @@ static const struct config_option options[] = {
             "Address the producer's HTTP API listens on."),
     INT(http_threads, "2", P, 1, 64, "Threads serving HTTP requests."),
     INT(http_max_connections, "16384", P, 1, 1000000, "Most concurrent HTTP connections."),
-    INT(http_per_ip_connections, "16384", P, 1, 1000000,
-        "Most concurrent HTTP connections from one client IP address."),
+    INT(http_per_ip_connections, "64", P, 1, 1000000,
+        "Most concurrent HTTP connections from one client IP address (a load generator or "
+        "a proxy in front needs more)."),
     INT(http_timeout_s, "60", P, 1, 3600, "Seconds an idle HTTP connection is kept open."),
     LLONG(http_max_body_bytes, "1048576", P, 1024, 67108864,
           "Largest request body accepted, in bytes."),
     INT(json_max_depth, "32", P, 2, 256, "Deepest nesting accepted in a JSON request body."),
+    /* edge protection (issue 9): what one client can make the producer hold */
+    INT(http_head_timeout_s, "10", P, 1, 3600,
+        "Seconds within which a request head must arrive in full (from the accept, or from "
+        "the request line on a kept-alive connection); then the connection is closed."),
+    INT(http_body_timeout_s, "10", P, 1, 3600,
+        "Seconds a request body may take from the end of its head, plus one second per "
+        "http_body_min_rate bytes received; then the connection is closed."),
+    INT(http_body_min_rate, "1024", P, 1, 1073741824,
+        "Bytes per second a request body must keep up beyond http_body_timeout_s."),
+    INT(http_connection_memory_bytes, "2560", P, 2048, 1048576,
+        "Memory libmicrohttpd gives each connection: the request head (up to about 2 KiB by "
+        "default), read buffer and response header; what an idle connection costs."),
+    LLONG(http_body_budget_bytes, "67108864", P, 1024, 68719476736,
+          "Bytes all request bodies being read may hold together; beyond it 503."),
+    LLONG(http_anon_max_body_bytes, "4096", P, 256, 1048576,
+          "Largest request body accepted on routes that need no token (/auth/register, "
+          "/auth/login), in bytes."),
     STR(mysql_host, "127.0.0.1", P | W | C, 1, 255, "MariaDB server host name or address."),
     INT(mysql_port, "3306", P | W | C, 1, 65535, "MariaDB server TCP port."),
     STR(mysql_user, "dispatch", P | W | C, 1, 80, "MariaDB user name."),

@@ -37,6 +37,13 @@ struct config {
     int http_per_ip_connections;
     int http_timeout_s; /* idle connection timeout */
     long long http_max_body_bytes;
+    /* edge protection (issue 9) */
+    int http_head_timeout_s;
+    int http_body_timeout_s;
+    int http_body_min_rate;
+    int http_connection_memory_bytes;
+    long long http_body_budget_bytes;
+    long long http_anon_max_body_bytes;
     int json_max_depth;
 
     /* MariaDB */

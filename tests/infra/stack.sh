@@ -405,20 +405,24 @@ env_set() {
         [[ -n ${new[$key]+x} ]] || order+=("$key")
         new[$key]=$kv
     done
-    {
-        if [[ -f $file ]]; then
-            while IFS= read -r line || [[ -n $line ]]; do
-                key=${line%%=*}
-                [[ $line == *=* && -n ${new[$key]+x} ]] && continue
-                printf '%s\n' "$line"
-            done <"$file"
-        else
-            printf '# dispatch stack settings, written by tests/infra/stack.sh.\n'
-            printf '# Load with: set -a; . %s; set +a\n' "$file"
-        fi
-        for key in "${order[@]}"; do printf '%s\n' "${new[$key]}"; done
-    } >"$file.tmp.$$"
-    chmod 600 "$file.tmp.$$" # it holds a password
+    # It holds passwords and the JWT secret: created 0600 (umask in a subshell, so
+    # the file is never readable by others, not even between a create and a chmod).
+    (
+        umask 077
+        {
+            if [[ -f $file ]]; then
+                while IFS= read -r line || [[ -n $line ]]; do
+                    key=${line%%=*}
+                    [[ $line == *=* && -n ${new[$key]+x} ]] && continue
+                    printf '%s\n' "$line"
+                done <"$file"
+            else
+                printf '# dispatch stack settings, written by tests/infra/stack.sh.\n'
+                printf '# Load with: set -a; . %s; set +a\n' "$file"
+            fi
+            for key in "${order[@]}"; do printf '%s\n' "${new[$key]}"; done
+        } >"$file.tmp.$$"
+    )
     mv "$file.tmp.$$" "$file"
 }
 

@@ -120,7 +120,13 @@ static void test_defaults(void **state)
     assert_string_equal(r.cfg.http_addr, "127.0.0.1:8080");
     assert_int_equal(r.cfg.http_threads, 2);
     assert_int_equal(r.cfg.http_max_connections, 16384);
-    assert_int_equal(r.cfg.http_per_ip_connections, 16384);
+    assert_int_equal(r.cfg.http_per_ip_connections, 64);
+    assert_int_equal(r.cfg.http_head_timeout_s, 10);
+    assert_int_equal(r.cfg.http_body_timeout_s, 10);
+    assert_int_equal(r.cfg.http_body_min_rate, 1024);
+    assert_int_equal(r.cfg.http_connection_memory_bytes, 2560);
+    assert_int_equal(r.cfg.http_body_budget_bytes, 67108864);
+    assert_int_equal(r.cfg.http_anon_max_body_bytes, 4096);
     assert_int_equal(r.cfg.http_timeout_s, 60);
     assert_int_equal(r.cfg.http_max_body_bytes, 1048576);
     assert_int_equal(r.cfg.json_max_depth, 32);
@@ -552,7 +558,7 @@ static void test_markdown(void **state)
             bars += *p == '|';
         assert_int_equal(bars, 7);
     }
-    assert_int_equal(rows, 57);
+    assert_int_equal(rows, 63);
     assert_non_null(strstr(buf, "`DISPATCH_WORKER_LEASE_MS`"));
     assert_non_null(strstr(buf, "integer 1000..86400000"));
     free(buf);
