@@ -18,7 +18,8 @@
 
 enum { ROUND = 200 };
 
-static const char request[] = "GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: keep-alive\r\n\r\n";
+static const char request[] =
+    "GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: keep-alive\r\n\r\n";
 
 /* Reads until the end of the answer's headers plus a short body has arrived. */
 static int read_answer(int fd)
@@ -45,7 +46,7 @@ int main(int argc, char **argv)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET};
     long n, hold, open_n = 0;
-    int *fds;
+    int *fds, rc = 1;
     if (argc != 5) {
         fprintf(stderr, "usage: idle_conns HOST PORT N HOLD\n");
         return 64;
@@ -65,13 +66,13 @@ int main(int argc, char **argv)
             if (fds[i] < 0 || connect(fds[i], (struct sockaddr *)&sa, sizeof sa) != 0 ||
                 write(fds[i], request, sizeof request - 1) != (ssize_t)(sizeof request - 1)) {
                 perror("idle_conns: connect");
-                return 1;
+                goto out;
             }
         }
         for (long i = from; i < to; i++) {
             if (read_answer(fds[i]) != 0) {
                 fprintf(stderr, "idle_conns: connection %ld got no 200\n", i);
-                return 1;
+                goto out;
             }
         }
         open_n = to;
@@ -79,8 +80,8 @@ int main(int argc, char **argv)
     printf("open=%ld\n", open_n);
     fflush(stdout);
     sleep((unsigned)hold);
-    for (long i = 0; i < n; i++)
-        close(fds[i]);
-    free(fds);
-    return 0;
+    rc = 0;
+out:
+    free(fds); /* the descriptors close at exit */
+    return rc;
 }

@@ -73,70 +73,98 @@ static void reap(CURLM *m, double *lat, long *n_lat, long *ok, long *errors)
     }
 }
 
-int main(int argc, char **argv)
+struct load {
+    const char *url, *token;
+    double rate;
+    long total, conns;
+    struct req *reqs;
+    double *lat;
+};
+
+/* Sends the load on the clock and prints the summary; 0 when every answer was 2xx. */
+static int run(const struct load *l)
 {
     char auth[4096];
-    struct curl_slist *hdrs = NULL;
-    CURLM *m;
-    struct req *reqs;
-    double *lat, rate, start, end;
-    long total, sent = 0, n_lat = 0, ok = 0, errors = 0, conns;
-    int running = 0;
+    struct curl_slist *hdrs = NULL, *h;
+    CURLM *m = curl_multi_init();
+    double start, end;
+    long sent = 0, n_lat = 0, ok = 0, errors = 0;
+    int running = 0, rc = 70;
 
-    if (argc < 5) {
-        fprintf(stderr, "usage: open_loop URL TOKEN RATE SECONDS [CONNS]\n");
-        return 64;
-    }
-    rate = strtod(argv[3], NULL);
-    total = (long)(rate * strtod(argv[4], NULL));
-    conns = argc > 5 ? strtol(argv[5], NULL, 10) : 256;
-    if (rate <= 0 || total <= 0 || conns <= 0)
-        return 64;
-    reqs = calloc((size_t)total, sizeof *reqs);
-    lat = calloc((size_t)total, sizeof *lat);
-    if (!reqs || !lat || curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
-        return 70;
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", argv[2]);
-    hdrs = curl_slist_append(hdrs, auth);
-    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-    hdrs = curl_slist_append(hdrs, "Expect:");
-    m = curl_multi_init();
-    if (!hdrs || !m)
-        return 70;
-    curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, conns);
-    curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, conns);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", l->token);
+    if (!m || !(h = curl_slist_append(hdrs, auth)))
+        goto out;
+    hdrs = h;
+    if (!(h = curl_slist_append(hdrs, "Content-Type: application/json")))
+        goto out;
+    hdrs = h;
+    if (!(h = curl_slist_append(hdrs, "Expect:")))
+        goto out;
+    hdrs = h;
+    curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, l->conns);
+    curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, l->conns);
 
     start = now_s();
-    while (sent < total || running > 0) {
+    while (sent < l->total || running > 0) {
         double now = now_s();
-        while (sent < total && start + (double)sent / rate <= now) {
-            struct req *r = &reqs[sent];
+        while (sent < l->total && start + (double)sent / l->rate <= now) {
+            struct req *r = &l->reqs[sent];
             CURL *e;
-            r->due = start + (double)sent / rate;
+            r->due = start + (double)sent / l->rate;
             snprintf(r->body, sizeof r->body, "{\"type\":\"noop\",\"payload\":{\"n\":%ld}}", sent);
-            e = make_easy(argv[1], hdrs, r);
-            if (!e || curl_multi_add_handle(m, e) != CURLM_OK)
-                return 70;
+            e = make_easy(l->url, hdrs, r);
+            if (!e)
+                goto out;
+            if (curl_multi_add_handle(m, e) != CURLM_OK) {
+                curl_easy_cleanup(e);
+                goto out;
+            }
             sent++;
         }
         curl_multi_perform(m, &running);
-        reap(m, lat, &n_lat, &ok, &errors);
-        if (sent < total || running > 0) {
-            double next = sent < total ? start + (double)sent / rate - now_s() : 0.01;
+        reap(m, l->lat, &n_lat, &ok, &errors);
+        if (sent < l->total || running > 0) {
+            double next = sent < l->total ? start + (double)sent / l->rate - now_s() : 0.01;
             int wait_ms = next <= 0 ? 0 : (int)(next * 1000.0);
             curl_multi_poll(m, NULL, 0, wait_ms > 10 ? 10 : wait_ms, NULL);
         }
     }
     end = now_s();
-    reap(m, lat, &n_lat, &ok, &errors);
-    qsort(lat, (size_t)n_lat, sizeof *lat, cmp_double);
+    reap(m, l->lat, &n_lat, &ok, &errors);
+    qsort(l->lat, (size_t)n_lat, sizeof *l->lat, cmp_double);
     printf("sent=%ld ok=%ld errors=%ld rate=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n", sent, ok,
-           errors, (double)sent / (end - start), n_lat ? lat[n_lat / 2] : 0.0,
-           n_lat ? lat[(long)((double)n_lat * 0.99)] : 0.0, n_lat ? lat[n_lat - 1] : 0.0);
-    curl_multi_cleanup(m);
+           errors, (double)sent / (end - start), n_lat ? l->lat[n_lat / 2] : 0.0,
+           n_lat ? l->lat[(long)((double)n_lat * 0.99)] : 0.0, n_lat ? l->lat[n_lat - 1] : 0.0);
+    rc = errors == 0 ? 0 : 1;
+out:
+    curl_multi_cleanup(m); /* handles still added stay allocated until exit: a tool */
     curl_slist_free_all(hdrs);
-    curl_global_cleanup();
-    free(lat);
-    free(reqs);
-    return errors == 0 ? 0 : 1;
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct load l;
+    int rc = 70;
+
+    if (argc < 5) {
+        fprintf(stderr, "usage: open_loop URL TOKEN RATE SECONDS [CONNS]\n");
+        return 64;
+    }
+    l.url = argv[1];
+    l.token = argv[2];
+    l.rate = strtod(argv[3], NULL);
+    l.total = (long)(l.rate * strtod(argv[4], NULL));
+    l.conns = argc > 5 ? strtol(argv[5], NULL, 10) : 256;
+    if (l.rate <= 0 || l.total <= 0 || l.conns <= 0)
+        return 64;
+    l.reqs = calloc((size_t)l.total, sizeof *l.reqs);
+    l.lat = calloc((size_t)l.total, sizeof *l.lat);
+    if (l.reqs && l.lat && curl_global_init(CURL_GLOBAL_DEFAULT) == 0) {
+        rc = run(&l);
+        curl_global_cleanup();
+    }
+    free(l.lat);
+    free(l.reqs);
+    return rc;
 }

@@ -102,7 +102,7 @@ int main(int argc, char **argv)
     struct store *st = NULL;
     struct queue_producer *qp = NULL;
     struct task *tasks = calloc(BATCH, sizeof *tasks);
-    const struct task **ptrs = calloc(BATCH, sizeof *ptrs);
+    const struct task **ptrs = calloc(BATCH, sizeof(const struct task *));
     long n = argc == 2 ? strtol(argv[1], NULL, 10) : 0, done = 0, sent = 0;
     double t0 = now_s();
     int rc = 1;
