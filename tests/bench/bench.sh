@@ -21,7 +21,8 @@
 # Knobs: BENCH_SECONDS (10) per load phase, BENCH_CONNECTIONS (64), BENCH_RATE (1000
 # tasks/s open loop), BENCH_IDLE_CONNS (10000), BENCH_BACKLOG (1000000 tasks),
 # BENCH_DRAIN_MAX_S (240: the RSS phase stops watching after this), BENCH_PLOT
-# (PNG path, default next to the report).  A quick run:
+# (PNG path, default next to the report), BENCH_KEEP=1 (keep the run's directory:
+# samples.tsv, wrk.log, the servers' logs).  A quick run:
 #   BENCH_SECONDS=3 BENCH_BACKLOG=20000 BENCH_IDLE_CONNS=2000 BENCH_REPORT=/tmp/b.md make bench
 set -euo pipefail
 
@@ -56,7 +57,7 @@ cleanup() {
     [ -n "$IDLE_PID" ] && kill "$IDLE_PID" 2>/dev/null || true
     [ -f "$DIR/nginx.pid" ] && kill "$(cat "$DIR/nginx.pid")" 2>/dev/null || true
     tests/infra/stack.sh stop "$DIR" >/dev/null 2>&1 || true
-    rm -rf "$DIR"
+    if [ -n "${BENCH_KEEP:-}" ]; then echo "bench: kept $DIR" >&2; else rm -rf "$DIR"; fi
 }
 trap cleanup EXIT INT TERM
 
@@ -223,6 +224,7 @@ OL_P99=$(pct "$DIR/openloop.ms" 0.99)
 OL_ACHIEVED=$(sed -n 's/.*rate=\([0-9.]*\).*/\1/p' <<<"$OL_OUT")
 OL_HTTP_P99=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$OL_OUT")
 OL_ERRORS=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' <<<"$OL_OUT")
+OL_LAG=$(sed -n 's/.*send_lag_ms=\([0-9.]*\).*/\1/p' <<<"$OL_OUT")
 
 echo "bench: 5/7 GET /tasks/{id} and nginx with the same body"
 phase get
@@ -326,22 +328,26 @@ set multiplot layout 4,1 title "make bench $(date -u +%Y-%m-%d), $(nproc) cores 
 set key outside right
 set grid
 set xrange [0:$RUN_LEN]
+set lmargin 10
+set rmargin 34
 load "$DIR/phases.gp"
 set xlabel "seconds since the start of the run"
 set datafile separator "\t"
-set ylabel "tasks/s"
+set ylabel "tasks/s (log)"
+set logscale y
 plot "$DIR/created.tsv" using 1:2 with impulses title "created (POST, seed)", \
      "$DIR/finished.tsv" using 1:2 with lines lw 2 title "finished (worker)"
-set ylabel "ms"
-set logscale y
+set ylabel "ms (log)"
 plot "$DIR/latency.tsv" using 1:3 with linespoints title "open loop: created -> finished, mean", \
      "$DIR/latency.tsv" using 1:4 with linespoints title "max"
 unset logscale y
 set ylabel "% of one core"
+set yrange [0:$(( $(nproc) * 100 + 10 ))]
 plot "$DIR/samples.tsv" using 1:4 with lines title "producer", "" using 1:5 with lines title "worker", \
      "" using 1:6 with lines title "mariadbd", "" using 1:7 with lines title "kafka", \
      "" using 1:(\$3*$(nproc)) with lines dt 2 title "machine (all cores)"
 set ylabel "RSS MB"
+set yrange [0:*]
 set y2label "fsyncs/s"
 set y2tics
 plot "$DIR/samples.tsv" using 1:(\$8/1024) with lines lw 2 title "producer RSS", \
@@ -392,8 +398,8 @@ CPU_MODEL=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
     printf '| worker draining the POST backlog of %s noop tasks | %.0f tasks/s, %s not SUCCEEDED | ≥ 10,000 tasks/s, zero loss | %s |\n' \
         "$BACKLOG" "$WORKER_TPS" "$LOST" "$(verdict "$WORKER_TPS >= 10000 && $LOST == 0")"
     printf '| worker drain ÷ INSERT ceiling | %s | ≥ 0.8 | %s |\n' "$DRAIN_RATIO" "$(verdict "$DRAIN_RATIO >= 0.8")"
-    printf '| submit → SUCCEEDED at %s tasks/s open loop (created_at → finished_at, %s of %s tasks finished) | p50 %s ms, p99 %s ms (achieved %s/s; 202 p99 %s ms from the scheduled time; errors %s) | p99 ≤ 100 ms | %s |\n' \
-        "$RATE" "$OL_DONE" "$OL_N" "$OL_P50" "$OL_P99" "${OL_ACHIEVED:-?}" "${OL_HTTP_P99:-?}" "${OL_ERRORS:-?}" \
+    printf '| submit → SUCCEEDED at %s tasks/s open loop (created_at → finished_at, %s of %s tasks finished) | p50 %s ms, p99 %s ms (sent at %s/s, the generator at worst %s ms behind its clock; 202 p99 %s ms from the scheduled time; errors %s) | p99 ≤ 100 ms | %s |\n' \
+        "$RATE" "$OL_DONE" "$OL_N" "$OL_P50" "$OL_P99" "${OL_ACHIEVED:-?}" "${OL_LAG:-?}" "${OL_HTTP_P99:-?}" "${OL_ERRORS:-?}" \
         "$(verdict "$OL_P99_NUM <= 100 && $OL_DONE == $OL_N && $OL_N > 0")"
     printf '| GET /tasks/{id} (%s-byte body) | %.0f req/s, p99 %s ms, non-2xx %s | p99 ≤ 10 ms | %s |\n' \
         "$BODY_BYTES" "$GET_RPS" "$GET_P99" "$GET_BAD" "$(verdict "$GET_P99 <= 10")"

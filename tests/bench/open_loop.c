@@ -3,7 +3,9 @@
  * so a slow server cannot slow the load down and hide its own latency (coordinated
  * omission).  libcurl's multi interface, keep-alive connections up to CONNS.  Each
  * request's latency is counted from its scheduled time, not from when it was sent.
- * Prints "sent=… ok=… errors=… rate=… p50_ms=… p99_ms=… max_ms=…".
+ * Prints "sent=… ok=… errors=… rate=… send_lag_ms=… p50_ms=… p99_ms=… max_ms=…": rate is
+ * the sending rate achieved, send_lag_ms how far the generator itself fell behind its
+ * clock at worst (a starved machine), p* the answers' latencies.
  *
  *   open_loop URL TOKEN RATE SECONDS [CONNS]   (body {"type":"noop","payload":{"n":i}}) */
 #include <curl/curl.h>
@@ -87,7 +89,7 @@ static int run(const struct load *l)
     char auth[4096];
     struct curl_slist *hdrs = NULL, *h;
     CURLM *m = curl_multi_init();
-    double start, end;
+    double start, last_sent = 0, lag = 0;
     long sent = 0, n_lat = 0, ok = 0, errors = 0;
     int running = 0, rc = 70;
 
@@ -111,6 +113,8 @@ static int run(const struct load *l)
             struct req *r = &l->reqs[sent];
             CURL *e;
             r->due = start + (double)sent / l->rate;
+            if (now - r->due > lag)
+                lag = now - r->due; /* the generator itself behind its clock */
             snprintf(r->body, sizeof r->body, "{\"type\":\"noop\",\"payload\":{\"n\":%ld}}", sent);
             e = make_easy(l->url, hdrs, r);
             if (!e)
@@ -120,6 +124,7 @@ static int run(const struct load *l)
                 goto out;
             }
             sent++;
+            last_sent = now;
         }
         curl_multi_perform(m, &running);
         reap(m, l->lat, &n_lat, &ok, &errors);
@@ -129,11 +134,12 @@ static int run(const struct load *l)
             curl_multi_poll(m, NULL, 0, wait_ms > 10 ? 10 : wait_ms, NULL);
         }
     }
-    end = now_s();
     reap(m, l->lat, &n_lat, &ok, &errors);
     qsort(l->lat, (size_t)n_lat, sizeof *l->lat, cmp_double);
-    printf("sent=%ld ok=%ld errors=%ld rate=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n", sent, ok,
-           errors, (double)sent / (end - start), n_lat ? l->lat[n_lat / 2] : 0.0,
+    printf("sent=%ld ok=%ld errors=%ld rate=%.0f send_lag_ms=%.1f p50_ms=%.2f p99_ms=%.2f "
+           "max_ms=%.2f\n",
+           sent, ok, errors, last_sent > start ? (double)(sent - 1) / (last_sent - start) : 0.0,
+           lag * 1000.0, n_lat ? l->lat[n_lat / 2] : 0.0,
            n_lat ? l->lat[(long)((double)n_lat * 0.99)] : 0.0, n_lat ? l->lat[n_lat - 1] : 0.0);
     rc = errors == 0 ? 0 : 1;
 out:
