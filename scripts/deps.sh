@@ -33,7 +33,7 @@ PACKAGES=(
     mariadb-server mariadb-client redis-server
     default-jdk-headless maven
     python3 python3-pytest python3-yaml curl jq
-    wrk nginx-light bc prometheus
+    wrk nginx-light bc prometheus gnuplot-nox
     docker-compose
 )
 # A package counts as present when it, or one of these, is installed.

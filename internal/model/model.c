@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 static const char *const status_names[TASK_STATUS_COUNT] = {
@@ -105,7 +104,7 @@ static void hex_encode(const unsigned char *in, size_t n, char *out)
 int model_traceparent_new(char out[MODEL_TRACEPARENT_LEN + 1])
 {
     unsigned char rnd[24];
-    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+    if (ids_random(rnd, sizeof rnd) < 0) /* per-thread generator: no system call */
         return -1;
     rnd[0] |= 0x01; /* never all zero */
     rnd[16] |= 0x01;

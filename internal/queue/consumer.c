@@ -143,6 +143,8 @@ static int build_conf(const struct queue_consumer_config *cfg, struct queue_cons
         queue__conf_set(conf, "auto.offset.reset", "earliest") < 0 ||
         queue__conf_set(conf, "enable.partition.eof", "false") < 0 ||
         queue__conf_set(conf, "fetch.wait.max.ms", "50") < 0 ||
+        /* no Nagle delay behind an unacknowledged request (see producer.c) */
+        queue__conf_set(conf, "socket.nagle.disable", "true") < 0 ||
         (cfg->max_poll_interval_ms > 0 &&
          queue__conf_set(conf, "max.poll.interval.ms", poll_ms) < 0) ||
         (cfg->session_timeout_ms > 0 &&

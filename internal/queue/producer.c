@@ -78,6 +78,12 @@ static rd_kafka_t *make_handle(struct queue_producer *p)
     snprintf(num, sizeof num, "%d", cfg->message_timeout_ms);
     if (queue__conf_set(conf, "message.timeout.ms", num) < 0)
         goto out_conf;
+    /* TCP_NODELAY: librdkafka before 2.10 leaves Nagle on, and a small produce
+     * request written while the previous one is unacknowledged then waits for the
+     * broker's delayed ACK (~40 ms on Linux): the runs of 30-70 ms delivery reports
+     * that owned the p99 of POST /tasks (docs/performance.md).  linger.ms batches. */
+    if (queue__conf_set(conf, "socket.nagle.disable", "true") < 0)
+        goto out_conf;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_opaque(conf, p);

@@ -1,10 +1,8 @@
 /* ids — UUIDv7 (RFC 9562 §5.7, monotonic per §6.2 method 3). */
 #include "ids/ids.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #define IDS_COUNTER_MAX 0x0fffu
@@ -14,23 +12,6 @@
 static pthread_mutex_t ids_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t ids_last_ms;
 static unsigned ids_counter;
-
-static int fill_random(void *buf, size_t len)
-{
-    unsigned char *p = buf;
-
-    while (len > 0) {
-        ssize_t n = getrandom(p, len, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
 
 static uint64_t now_unix_ms(void)
 {
@@ -67,7 +48,7 @@ int ids_new_v7(struct ids_id *ret_id)
     uint64_t ms;
     unsigned counter;
 
-    if (fill_random(rnd, sizeof rnd) < 0)
+    if (ids_random(rnd, sizeof rnd) < 0)
         return -1;
 
     pthread_mutex_lock(&ids_lock);

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ids/ids.h"
 
@@ -221,6 +223,126 @@ static void test_equal(void **state)
     assert_false(ids_equal(&a, &b));
 }
 
+/* --- ids_random: the per-thread generator ------------------------------------ */
+
+static void test_random_differs(void **state)
+{
+    unsigned char a[64], b[64], zero[64] = {0};
+    (void)state;
+
+    assert_int_equal(ids_random(a, sizeof a), 0);
+    assert_int_equal(ids_random(b, sizeof b), 0);
+    assert_memory_not_equal(a, b, sizeof a);
+    assert_memory_not_equal(a, zero, sizeof a);
+    assert_int_equal(ids_random(a, 0), 0);
+}
+
+/* Many refills in one call, and the bits are balanced: 1 MiB has 4,194,304 ones
+ * expected, sigma 1448; 0.5 % is 14 sigma, far from chance, near any real bias. */
+static void test_random_large_balanced(void **state)
+{
+    enum { LEN = 1 << 20 };
+    unsigned char *buf = malloc(LEN);
+    unsigned long ones = 0;
+    (void)state;
+
+    assert_non_null(buf);
+    assert_int_equal(ids_random(buf, LEN), 0);
+    for (size_t i = 0; i < LEN; i++)
+        ones += (unsigned long)__builtin_popcount(buf[i]);
+    assert_true(ones > 4194304ul - 20972ul && ones < 4194304ul + 20972ul);
+    free(buf);
+}
+
+/* Output is never handed out twice: 20,000 16-byte draws (many refills) are distinct. */
+static int cmp16(const void *a, const void *b)
+{
+    return memcmp(a, b, 16);
+}
+
+static void test_random_no_repeats(void **state)
+{
+    enum { N = 20000 };
+    unsigned char(*v)[16] = malloc(N * sizeof *v);
+    (void)state;
+
+    assert_non_null(v);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(ids_random(v[i], 16), 0);
+    qsort(v, N, sizeof *v, cmp16);
+    for (int i = 1; i < N; i++)
+        assert_true(memcmp(v[i - 1], v[i], 16) != 0);
+    free(v);
+}
+
+struct seed_probe {
+    unsigned before, after;
+    unsigned char first[32];
+};
+
+static void *seed_thread(void *arg)
+{
+    struct seed_probe *p = arg;
+    struct ids_id id;
+
+    p->before = ids_random_seeds();
+    assert_int_equal(ids_random(p->first, sizeof p->first), 0);
+    for (int i = 0; i < 10000; i++) {
+        unsigned char tp[24];
+        assert_int_equal(ids_new_v7(&id), 0);
+        assert_int_equal(ids_random(tp, sizeof tp), 0);
+    }
+    p->after = ids_random_seeds();
+    return NULL;
+}
+
+/* The kernel is asked once per thread, not once per id: the syscall left the
+ * hot path.  And two threads draw different streams. */
+static void test_random_seeded_once_per_thread(void **state)
+{
+    struct seed_probe a = {0}, b = {0};
+    pthread_t ta, tb;
+    (void)state;
+
+    assert_int_equal(pthread_create(&ta, NULL, seed_thread, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, seed_thread, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(a.before, 0);
+    assert_int_equal(a.after, 1);
+    assert_int_equal(b.after, 1);
+    assert_memory_not_equal(a.first, b.first, sizeof a.first);
+}
+
+/* A child of fork() does not replay its parent's stream. */
+static void test_random_fork_diverges(void **state)
+{
+    unsigned char parent[32], child[32], warm[8];
+    int fds[2];
+    pid_t pid;
+    int status;
+    (void)state;
+
+    assert_int_equal(ids_random(warm, sizeof warm), 0); /* the parent is seeded */
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        unsigned char c[32];
+        close(fds[0]);
+        if (ids_random(c, sizeof c) != 0 || write(fds[1], c, sizeof c) != (ssize_t)sizeof c)
+            _exit(1);
+        _exit(0);
+    }
+    close(fds[1]);
+    assert_int_equal(ids_random(parent, sizeof parent), 0);
+    assert_int_equal(read(fds[0], child, sizeof child), (ssize_t)sizeof child);
+    close(fds[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_memory_not_equal(parent, child, sizeof parent);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +355,11 @@ int main(void)
         cmocka_unit_test(test_parse_not_nul_terminated),
         cmocka_unit_test(test_parse_rejects),
         cmocka_unit_test(test_equal),
+        cmocka_unit_test(test_random_differs),
+        cmocka_unit_test(test_random_large_balanced),
+        cmocka_unit_test(test_random_no_repeats),
+        cmocka_unit_test(test_random_seeded_once_per_thread),
+        cmocka_unit_test(test_random_fork_diverges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
