@@ -237,9 +237,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          req->method, status, (double)(model_now_us() - req->start_us) / 1e6);
     if (req->response)
         MHD_destroy_response(req->response);
-    model_task_release(&req->submit.task);
-    free(req->submit.view);
-    free(req->submit.idem.response_body);
     api_wipe_credentials(req);
     free(req->body);
     free(req);
@@ -285,6 +282,10 @@ int api_new(const struct api_config *cfg, const struct api_deps *deps, struct ap
         free(api);
         return -1;
     }
+    if (cfg->request_deadline_ms > 0 && deadline_new(NULL, &api->timer) < 0) {
+        free(api);
+        return -1;
+    }
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     api->daemon = MHD_start_daemon(
@@ -297,6 +298,7 @@ int api_new(const struct api_config *cfg, const struct api_deps *deps, struct ap
         on_completed, api, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_END);
     if (!api->daemon) {
         log_error("cannot start HTTP server", LOG_S("addr", cfg->addr));
+        deadline_free(api->timer);
         free(api);
         return -1;
     }
@@ -323,5 +325,6 @@ void api_free(struct api *api)
         return;
     if (api->daemon)
         MHD_stop_daemon(api->daemon);
+    deadline_free(api->timer); /* every call has ended: the pipeline and pools are done */
     free(api);
 }

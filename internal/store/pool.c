@@ -1,6 +1,7 @@
 /* store — the connection pool and the statement cache. */
 #include "store/store_int.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,6 +199,7 @@ static void conn_close(struct store__conn *c)
 int store_new(const struct store_config *cfg, struct store **ret_store)
 {
     struct store *s = calloc(1, sizeof *s);
+    pthread_condattr_t ca;
     int rc = STORE_ENOMEM;
     if (!s)
         return STORE_ENOMEM;
@@ -215,7 +217,10 @@ int store_new(const struct store_config *cfg, struct store **ret_store)
     s->cfg.password = s->password;
     s->cfg.database = s->database;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
     for (size_t i = 0; i < s->n; i++) {
         s->conns[i].db = store__connect(&s->cfg, false);
         if (!s->conns[i].db) {
@@ -248,9 +253,24 @@ void store_free(struct store *s)
     free(s);
 }
 
+/* The absolute CLOCK_MONOTONIC time ms from now. */
+static struct timespec after_ms(int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
 struct store__conn *store__acquire(struct store *s)
 {
     struct store__conn *c = NULL;
+    struct timespec until = after_ms(s->cfg.acquire_timeout_ms);
     pthread_mutex_lock(&s->mu);
     for (;;) {
         for (size_t i = 0; i < s->n && !c; i++) {
@@ -259,7 +279,14 @@ struct store__conn *store__acquire(struct store *s)
         }
         if (c)
             break;
-        pthread_cond_wait(&s->cv, &s->mu);
+        if (s->cfg.acquire_timeout_ms <= 0) {
+            pthread_cond_wait(&s->cv, &s->mu);
+        } else if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == ETIMEDOUT) {
+            pthread_mutex_unlock(&s->mu);
+            log_warn("mysql pool exhausted: no free connection in time", LOG_I("pool_size", s->n),
+                     LOG_I("waited_ms", s->cfg.acquire_timeout_ms));
+            return NULL;
+        }
     }
     c->in_use = true;
     pthread_mutex_unlock(&s->mu);
@@ -279,7 +306,7 @@ void store__release(struct store *s, struct store__conn *c, bool broken)
         conn_close(c);
     pthread_mutex_lock(&s->mu);
     c->in_use = false;
-    pthread_cond_signal(&s->cv);
+    pthread_cond_broadcast(&s->cv); /* a waiter that timed out must not swallow it */
     pthread_mutex_unlock(&s->mu);
 }
 

@@ -45,6 +45,10 @@ struct store_config {
     int pool_size;
     int connect_timeout_ms;
     int io_timeout_ms;
+    /* How long a call waits for a free pooled connection before it fails with
+     * STORE_EDB (every connection busy: a stuck server holds them all); 0: as long
+     * as it takes. */
+    int acquire_timeout_ms;
 };
 
 struct store;

@@ -45,8 +45,9 @@ struct store__conn {
     bool in_use;
 };
 
-/* Takes a connected connection from the pool (blocking while all are busy);
- * NULL if it could not (re)connect. */
+/* Takes a connected connection from the pool (waiting while all are busy, at most
+ * acquire_timeout_ms when set); NULL if none came free in time or it could not
+ * (re)connect. */
 struct store__conn *store__acquire(struct store *s);
 /* Gives it back; broken = true closes it so the next user reconnects. */
 void store__release(struct store *s, struct store__conn *c, bool broken);
