@@ -56,7 +56,7 @@ struct store;
 /* Opens pool_size connections eagerly, so a bad DSN fails at start-up. */
 int store_new(const struct store_config *cfg, struct store **ret_store);
 void store_free(struct store *s);
-/* SELECT 1 on a pooled connection (readiness). */
+/* A round trip to the server (COM_PING) on a pooled connection (readiness). */
 int store_ping(struct store *s);
 
 /* Inserts n tasks in one transaction with one bulk statement; each task is stored
