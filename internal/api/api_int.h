@@ -55,6 +55,9 @@ struct api_call {
     char type[MODEL_TYPE_MAX + 1];
     struct status_page page;
     int rc;
+    /* GET /tasks/{id} without ?wait: a miss looked up by the status reader */
+    struct status_call read;
+    struct status_view view; /* its result, copied (json owned) */
     /* POST /tasks/{id}/cancel */
     struct ids_id id;
     struct task task;

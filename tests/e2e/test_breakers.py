@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 
 import pytest
 
@@ -141,6 +142,41 @@ def assert_fast_503s(client, n=5):
     assert max(times) < FAST_S, times
 
 
+def timed_in_background(client, requests):
+    """Sends each (method, path) on a thread of its own; returns (answers, threads,
+    requests), answers[i] = (status, seconds) once thread i is done."""
+    answers = [(None, None)] * len(requests)
+
+    def one(i, method, path):
+        t0 = time.monotonic()
+        r = client.request(method, path)
+        answers[i] = (r.status, time.monotonic() - t0)
+
+    threads = [threading.Thread(target=one, args=(i, m, p), daemon=True)
+               for i, (m, p) in enumerate(requests)]
+    for t in threads:
+        t.start()
+    return answers, threads, requests
+
+
+def assert_reads_refused_fast(client):
+    """MariaDB's circuit open: the list and a cancel are refused before any work, and
+    a status lookup that misses every cache fails at once (503, not a hang)."""
+    unknown = str(uuid.uuid4())
+    for method, path, kind in (("GET", "/tasks", "/problems/circuit-open"),
+                               ("POST", f"/tasks/{unknown}/cancel", "/problems/circuit-open"),
+                               ("GET", f"/tasks/{unknown}", None)):
+        t0 = time.monotonic()
+        r = client.request(method, path)
+        took = time.monotonic() - t0
+        assert r.status == 503, (path, r.body)
+        assert int(r.headers["Retry-After"]) >= 1
+        if kind:
+            assert r.json()["type"] == kind, r.body
+        print(f"open circuit: {method} {path.split('/')[1]}... 503 in {took * 1000:.1f} ms")
+        assert took < FAST_S, (path, took)
+
+
 def assert_readyz_fast(base, dependency, state):
     t0 = time.monotonic()
     try:
@@ -195,16 +231,27 @@ def test_mariadb_hung_fast_503_then_recovery(guarded, worker):
     wait_until(lambda: load.accepted() >= 4, 20, "accepted tasks before the outage")
     os.kill(pid, signal.SIGSTOP)
     try:
+        # reads sent before the circuit opens hang on MariaDB: the deadline answers them
+        reads = timed_in_background(client, [("GET", "/tasks"),
+                                             ("GET", f"/tasks/{uuid.uuid4()}"),
+                                             ("POST", f"/tasks/{uuid.uuid4()}/cancel")])
         wait_until(watch_states(base, "mysql", lambda: 1 in seen, seen), 15,
                    "the MariaDB circuit to open", interval=0.05)
         assert_fast_503s(client)
+        assert_reads_refused_fast(client)
         assert_readyz_fast(base, "mysql", "down")
         # the next probe goes out (half-open), hangs, and the circuit opens again
         wait_until(watch_states(base, "mysql", lambda: 2 in seen, seen), 20,
                    "a half-open probe", interval=0.05)
         results = load.stop()
+        for t in reads[1]:
+            t.join(30)
     finally:
         os.kill(pid, signal.SIGCONT)
+    for (method, path), (status, took) in zip(reads[2], reads[0]):
+        print(f"MariaDB hung: {method} {path.split('/')[1]}... {status} in {took:.3f} s")
+        assert status in (200, 404, 503), (path, status)
+        assert took < DEADLINE_S + MARGIN_S, (path, took)
     assert_bounded(results, "MariaDB SIGSTOP")
     wait_until(lambda: recovered(client), 30, "POST /tasks to be accepted again", interval=0.2)
     wait_until(lambda: breaker_state(base, "mysql") == 0, 10, "the MariaDB circuit to close")
