@@ -247,6 +247,7 @@ def test_mariadb_hung_fast_503_then_recovery(guarded, worker):
         for t in reads[1]:
             t.join(30)
     finally:
+        load.stopping.set()  # a failed wait must not leave the load running
         os.kill(pid, signal.SIGCONT)
     for (method, path), (status, took) in zip(reads[2], reads[0]):
         print(f"MariaDB hung: {method} {path.split('/')[1]}... {status} in {took:.3f} s")
@@ -294,6 +295,7 @@ def test_broker_killed_fast_503_then_recovery(guarded, worker):
                    interval=0.2)
         results = load.stop()
     finally:
+        load.stopping.set()
         if not restarted:
             subprocess.run([STACK, "spawn", os.path.realpath(env("DISPATCH_TEST_DIR")), "kafka",
                             "--", *cmdline], capture_output=True, timeout=30)
