@@ -12,6 +12,8 @@
 /* Calls watched for slowness at once; a call beyond them is only counted when it
  * ends.  Synchronous calls are bounded by the threads that make them. */
 #define SLOTS 64
+/* Between two checks while the last one failed. */
+#define RECHECK_MS 100
 
 struct slot {
     int64_t since;
@@ -30,6 +32,7 @@ struct guard {
     bool up;               /* the last check passed */
     bool checked;          /* a verdict exists */
     int64_t check_started; /* a check is under way since then; 0: none */
+    int64_t reported;      /* when a check last counted for the breaker */
     bool stopping;
     pthread_t prober;
     bool prober_started;
@@ -170,9 +173,16 @@ void guard_check_now(struct guard *g)
     bool report, ok;
     int64_t start = now_ms(g);
 
-    /* closed: a call like any other; due: the half-open probe; open: a check for
-     * /readyz alone, told to nobody */
-    report = guard_enter(g, &call);
+    /* closed: a call like any other, at most once an interval (the quick rechecks
+     * after a failure must not open the breaker faster); due: the half-open probe;
+     * open: a check for /readyz alone, told to nobody */
+    if (g->breaker && breaker_state(g->breaker) == BREAKER_CLOSED &&
+        start - g->reported < g->cfg.check_interval_ms)
+        report = false;
+    else
+        report = guard_enter(g, &call);
+    if (report)
+        g->reported = start;
     pthread_mutex_lock(&g->mu);
     g->check_started = start;
     pthread_mutex_unlock(&g->mu);
@@ -208,8 +218,11 @@ static void *prober_thread(void *arg)
         pthread_mutex_unlock(&g->mu);
         guard_check_now(g);
         pthread_mutex_lock(&g->mu);
+        /* down: look again soon, so that /readyz says "up" within about
+         * RECHECK_MS of the dependency's return rather than a whole interval */
         if (!g->stopping)
-            wait_ms(g, g->cfg.check_interval_ms);
+            wait_ms(g, g->up || g->cfg.check_interval_ms < RECHECK_MS ? g->cfg.check_interval_ms
+                                                                      : RECHECK_MS);
     }
     pthread_mutex_unlock(&g->mu);
     return NULL;

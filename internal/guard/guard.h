@@ -13,7 +13,8 @@
  *     mysql_io_timeout_ms, 10 s).  Watched lazily, whenever the guard is asked.
  *   - a prober thread that runs a check every check_interval_ms (SELECT 1, broker
  *     metadata, PING) and keeps its verdict, so /readyz answers from memory: a check
- *     still running after check_timeout_ms says "down" at once.  The check is a
+ *     still running after check_timeout_ms says "down" at once; after a failed
+ *     check the next one follows within 100 ms, so a return is seen as fast.  The check is a
  *     guarded call like any other: its failures open the breaker, and once the
  *     breaker is due it is the probe that closes it.
  * A guard without a breaker of its own (failure_threshold 0) reports the state of

@@ -114,28 +114,36 @@ static void test_a_call_overrunning_slow_ms_counts_when_it_overruns(void **state
 
 static void test_the_prober_opens_and_closes_and_says_up(void **state)
 {
-    struct env e = {.now = 10000, .healthy = true};
+    struct env e = {.now = 9000, .healthy = true};
     struct guard *g = make(&e);
     (void)state;
     assert_false(guard_up(g)); /* no verdict yet (manual mode) */
     guard_check_now(g);
     assert_true(guard_up(g));
     e.healthy = false;
+    e.now = 10000;
+    /* quick rechecks after a failure tell /readyz, but count once an interval */
     for (int i = 0; i < 3; i++) {
         guard_check_now(g);
         e.now += 100;
     }
     assert_false(guard_up(g));
+    assert_int_equal(guard_breaker_state(g), 0);
+    e.now = 11000;
+    guard_check_now(g);
+    e.now = 12000;
+    guard_check_now(g); /* the third counted failure */
     assert_int_equal(guard_breaker_state(g), 1);
     /* back, but the breaker is not due: the check only tells /readyz */
     e.healthy = true;
+    e.now = 12500;
     guard_check_now(g);
     assert_true(guard_up(g));
     assert_int_equal(guard_breaker_state(g), 1);
-    e.now += 1000;
+    e.now = 13000;
     guard_check_now(g); /* due: the check is the probe, and it passes */
     assert_int_equal(guard_breaker_state(g), 0);
-    assert_int_equal(e.checks, 6);
+    assert_int_equal(e.checks, 8);
     guard_free(g);
 }
 
