@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include "cache/cache.h"
 #include "config/config.h"
 #include "control/control.h"
+#include "guard/guard.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
 #include "queue/queue.h"
@@ -48,6 +50,11 @@ struct wiring {
     struct metrics *metrics; /* outlives every module that counts */
     struct cache *cache;     /* Redis: status entries and invalidation events */
     struct status_reader *reader;
+    /* faltering dependencies: every MariaDB and Kafka call of a request goes through
+     * its guard (breaker, slow-call watch); the prober behind /readyz */
+    struct guard *db_guard, *queue_guard, *redis_guard;
+    struct workpool *db_pool; /* GET /tasks and cancels, off the HTTP threads */
+    struct publish_target *target;
 };
 
 /* How long a status miss reserves the Redis fill for its reader: more than a
@@ -56,38 +63,77 @@ struct wiring {
 
 /* --- adapters seen through the services' ops tables -------------------------- */
 
+/* Every MariaDB call of the services goes through the db guard: refused at once
+ * while its circuit is open (STORE_EDB, which every service reads as "unavailable"),
+ * watched while it runs, its outcome reported (db_leave).  Only STORE_EDB is the
+ * dependency's failure: not found, duplicate key and a refused value are answers. */
+static int db_leave(struct wiring *w, struct guard_call *gc, int rc)
+{
+    guard_leave(w->db_guard, gc, rc != STORE_EDB);
+    return rc;
+}
+
 static int op_insert(void *ctx, const struct task *const *tasks, struct idem_claim *const *idem,
                      size_t n)
 {
-    return store_task_insert_batch(ctx, tasks, idem, n);
+    struct wiring *w = ctx;
+    struct guard_call gc;
+    if (!guard_enter(w->db_guard, &gc))
+        return STORE_EDB;
+    return db_leave(w, &gc, store_task_insert_batch(w->store, tasks, idem, n));
 }
 
 static int op_respond(void *ctx, const struct idem_response *r, size_t n)
 {
-    return store_idem_respond(ctx, r, n);
+    struct wiring *w = ctx;
+    struct guard_call gc;
+    if (!guard_enter(w->db_guard, &gc))
+        return STORE_EDB;
+    return db_leave(w, &gc, store_idem_respond(w->store, r, n));
 }
 
 static int op_mark_queued(void *ctx, const struct ids_id *ids, size_t n)
 {
-    return store_task_mark_queued(ctx, ids, n);
+    struct wiring *w = ctx;
+    struct guard_call gc;
+    if (!guard_enter(w->db_guard, &gc))
+        return STORE_EDB;
+    return db_leave(w, &gc, store_task_mark_queued(w->store, ids, n));
 }
 
 static int op_get(void *ctx, const struct ids_id *id, struct task *ret_task)
 {
-    return store_task_get(ctx, id, ret_task);
+    struct wiring *w = ctx;
+    struct guard_call gc;
+    if (!guard_enter(w->db_guard, &gc))
+        return STORE_EDB;
+    return db_leave(w, &gc, store_task_get(w->store, id, ret_task));
 }
 
 static int op_list(void *ctx, const struct status_query *q, struct task **ret_tasks, size_t *ret_n)
 {
+    struct wiring *w = ctx;
     struct store_task_filter f = {q->owner, q->after, q->status, q->type, q->limit};
-    return store_task_list(ctx, &f, ret_tasks, ret_n);
+    struct guard_call gc;
+    if (!guard_enter(w->db_guard, &gc))
+        return STORE_EDB;
+    return db_leave(w, &gc, store_task_list(w->store, &f, ret_tasks, ret_n));
+}
+
+static int guarded_cancel(struct wiring *w, const struct ids_id *id, const struct ids_id *owner,
+                          struct task *ret_task, enum store_cancel *ret_sc)
+{
+    struct guard_call gc;
+    if (!guard_enter(w->db_guard, &gc))
+        return STORE_EDB;
+    return db_leave(w, &gc, store_task_cancel(w->store, id, owner, ret_task, ret_sc));
 }
 
 static int op_cancel(void *ctx, const struct ids_id *id, const struct ids_id *owner,
                      struct task *ret_task, enum control_cancel *ret_outcome)
 {
     enum store_cancel sc;
-    int rc = store_task_cancel(ctx, id, owner, ret_task, &sc);
+    int rc = guarded_cancel(ctx, id, owner, ret_task, &sc);
     if (rc != STORE_OK)
         return rc;
     *ret_outcome = sc == STORE_CANCELED         ? CONTROL_CANCELED
@@ -99,29 +145,70 @@ static int op_cancel(void *ctx, const struct ids_id *id, const struct ids_id *ow
 struct publish_target {
     struct queue_producer *producer;
     const char *topic;
+    struct guard *guard;
+    int check_timeout_ms;
 };
+
+/* One message under the Kafka guard, from produce to its delivery report. */
+struct guarded_publish {
+    submit_publish_done_fn done;
+    void *opaque;
+    struct guard *guard;
+    struct guard_call call;
+};
+
+static void on_guarded_report(void *opaque, int err, const char *detail)
+{
+    struct guarded_publish *gp = opaque;
+    guard_leave(gp->guard, &gp->call, err == QUEUE_OK);
+    gp->done(gp->opaque, err, detail);
+    free(gp);
+}
 
 static int op_publish(void *ctx, const char *key, size_t key_len, const char *value, size_t len,
                       const char *traceparent, submit_publish_done_fn done, void *opaque)
 {
     const struct publish_target *pt = ctx;
     struct queue_header h = {"traceparent", traceparent, traceparent ? strlen(traceparent) : 0};
-    return queue_produce(pt->producer, pt->topic, key, key_len, value, len, &h, traceparent ? 1 : 0,
-                         done, opaque);
+    struct guarded_publish *gp = malloc(sizeof *gp);
+    int rc;
+    if (!gp)
+        return QUEUE_ENOMEM;
+    *gp = (struct guarded_publish){done, opaque, pt->guard, {-1}};
+    if (!guard_enter(pt->guard, &gp->call)) {
+        free(gp); /* circuit open: not even queued locally */
+        return QUEUE_EKAFKA;
+    }
+    rc = queue_produce(pt->producer, pt->topic, key, key_len, value, len, &h, traceparent ? 1 : 0,
+                       on_guarded_report, gp);
+    if (rc != QUEUE_OK) {
+        guard_leave(pt->guard, &gp->call, false);
+        free(gp);
+    }
+    return rc;
 }
 
 static int op_user_insert(void *ctx, const struct ids_id *id, const char *email, const char *hash,
                           int64_t created_at)
 {
-    return store_user_insert(ctx, id, email, hash, created_at);
+    struct wiring *w = ctx;
+    struct guard_call gc;
+    if (!guard_enter(w->db_guard, &gc))
+        return STORE_EDB;
+    return db_leave(w, &gc, store_user_insert(w->store, id, email, hash, created_at));
 }
 
 static int op_user_by_email(void *ctx, const char *email, struct ids_id *ret_id, char *ret_hash,
                             size_t size)
 {
-    return store_user_by_email(ctx, email, ret_id, ret_hash, size);
+    struct wiring *w = ctx;
+    struct guard_call gc;
+    if (!guard_enter(w->db_guard, &gc))
+        return STORE_EDB;
+    return db_leave(w, &gc, store_user_by_email(w->store, email, ret_id, ret_hash, size));
 }
 
+/* The prober's checks (internal/guard), on its threads. */
 static bool probe_mysql(void *ctx)
 {
     return store_ping(ctx) == STORE_OK;
@@ -129,18 +216,38 @@ static bool probe_mysql(void *ctx)
 
 static bool probe_kafka(void *ctx)
 {
-    return queue_producer_ready(ctx, 1000);
+    const struct publish_target *pt = ctx;
+    return queue_producer_ready(pt->producer, pt->check_timeout_ms);
 }
 
+static bool probe_redis(void *ctx)
+{
+    return cache_ping(ctx) == CACHE_OK;
+}
+
+static int redis_state(void *ctx)
+{
+    return cache_breaker_state(ctx);
+}
+
+/* The relay's transaction spans its publish (and so a broker's silence): it is not
+ * watched for slowness, only kept off while the MariaDB circuit is open. */
 static int op_relay(void *ctx, int64_t older_than, int limit, submit_relay_fn publish, void *arg,
                     int *ret_seen, int *ret_published)
 {
-    return store_task_relay(ctx, older_than, limit, publish, arg, ret_seen, ret_published);
+    struct wiring *w = ctx;
+    if (guard_refuses(w->db_guard, NULL))
+        return STORE_EDB;
+    return store_task_relay(w->store, older_than, limit, publish, arg, ret_seen, ret_published);
 }
 
 static int op_purge_keys(void *ctx, int limit, int *ret_deleted)
 {
-    return store_idem_purge(ctx, limit, ret_deleted);
+    struct wiring *w = ctx;
+    struct guard_call gc;
+    if (!guard_enter(w->db_guard, &gc))
+        return STORE_EDB;
+    return db_leave(w, &gc, store_idem_purge(w->store, limit, ret_deleted));
 }
 
 /* --- the status read path: Redis for the reader, events into it, invalidations -- */
@@ -192,6 +299,11 @@ static double breaker_gauge(void *ctx)
     return (double)cache_breaker_state(ctx);
 }
 
+static double guard_gauge(void *ctx)
+{
+    return (double)guard_breaker_state(ctx);
+}
+
 static const struct status_cache_ops status_cache = {op_cache_get, op_cache_fill};
 static const struct cache_events_ops cache_events = {on_event_changed, on_event_state};
 static const struct submit_notify_ops submit_notify = {on_submit_changed};
@@ -205,9 +317,48 @@ static const struct control_store_ops control_store = {op_cancel};
 static const struct account_store_ops account_store = {op_user_insert, op_user_by_email, STORE_EDUP,
                                                        STORE_ENOTFOUND};
 
-static int start(struct wiring *w, struct publish_target *pt, struct api_probe *probes)
+/* The three guards and their probers (internal/guard), the breaker gauges. */
+static int start_guards(struct wiring *w, struct publish_target *pt)
 {
     const struct config *c = &w->cfg;
+    struct guard_config db = {.name = "mysql",
+                              .failure_threshold = c->mysql_breaker_threshold,
+                              .open_ms = c->mysql_breaker_open_ms,
+                              .slow_ms = c->request_deadline_ms,
+                              .check = probe_mysql,
+                              .check_ctx = w->store,
+                              .check_interval_ms = c->probe_interval_ms,
+                              .check_timeout_ms = c->probe_timeout_ms};
+    struct guard_config kafka = db, redis = db;
+
+    kafka.name = "kafka";
+    kafka.failure_threshold = c->kafka_breaker_threshold;
+    kafka.open_ms = c->kafka_breaker_open_ms;
+    kafka.check = probe_kafka;
+    kafka.check_ctx = pt;
+    /* Redis keeps its own breaker (internal/cache): the guard only probes it */
+    redis.name = "redis";
+    redis.failure_threshold = 0;
+    redis.slow_ms = 0;
+    redis.check = probe_redis;
+    redis.check_ctx = w->cache;
+    redis.state_fn = redis_state;
+    redis.state_ctx = w->cache;
+    pt->check_timeout_ms = c->probe_timeout_ms;
+    if (guard_new(&db, &w->db_guard) < 0 || guard_new(&kafka, &w->queue_guard) < 0 ||
+        guard_new(&redis, &w->redis_guard) < 0)
+        return EX_OSERR;
+    pt->guard = w->queue_guard;
+    metrics_breaker_bind(w->metrics, "redis", breaker_gauge, w->cache);
+    metrics_breaker_bind(w->metrics, "mysql", guard_gauge, w->db_guard);
+    metrics_breaker_bind(w->metrics, "kafka", guard_gauge, w->queue_guard);
+    return EX_OK;
+}
+
+static int start(struct wiring *w, struct publish_target *pt, struct api_dependency *deps_ready)
+{
+    const struct config *c = &w->cfg;
+    int rc_exit;
     struct store_config sc = {c->mysql_host,
                               c->mysql_port,
                               c->mysql_user,
@@ -215,7 +366,8 @@ static int start(struct wiring *w, struct publish_target *pt, struct api_probe *
                               c->mysql_database,
                               c->mysql_pool_size,
                               c->mysql_connect_timeout_ms,
-                              c->mysql_io_timeout_ms};
+                              c->mysql_io_timeout_ms,
+                              c->mysql_acquire_timeout_ms};
     struct queue_producer_config pc = {c->kafka_brokers, "dispatch-producer", c->kafka_linger_ms,
                                        c->publish_timeout_ms};
     struct submit_config subc = {
@@ -241,7 +393,8 @@ static int start(struct wiring *w, struct publish_target *pt, struct api_probe *
                             c->http_body_min_rate,
                             c->http_connection_memory_bytes,
                             c->http_body_budget_bytes,
-                            c->http_anon_max_body_bytes};
+                            c->http_anon_max_body_bytes,
+                            c->request_deadline_ms};
 
     struct auth_config authc = {c->jwt_secret, c->jwt_issuer, c->token_ttl_s, 5};
     struct cache_config cc = {.host = c->redis_host,
@@ -280,21 +433,27 @@ static int start(struct wiring *w, struct publish_target *pt, struct api_probe *
     /* Redis is optional at start: reads go to MariaDB until it answers */
     if (cache_new(&cc, &w->cache) != CACHE_OK)
         return EX_OSERR;
-    subc.notify_ctx = w->cache;
-    if (submit_new(&subc, &submit_store, w->store, &submit_queue, pt, &w->submit) < 0)
+    rc_exit = start_guards(w, pt);
+    if (rc_exit != EX_OK)
+        return rc_exit;
+    if (workpool_new(c->status_threads, c->http_max_connections, &w->db_pool) < 0)
         return EX_OSERR;
-    w->status = (struct status){&status_store, w->store, STORE_ENOTFOUND};
+    subc.notify_ctx = w->cache;
+    if (submit_new(&subc, &submit_store, w, &submit_queue, pt, &w->submit) < 0)
+        return EX_OSERR;
+    w->status = (struct status){&status_store, w, STORE_ENOTFOUND};
     rc.metrics = w->metrics;
     if (status_reader_new(&rc, &w->status, &status_cache, w->cache, &w->reader) != STATUS_OK ||
         cache_subscribe(w->cache, &cache_events, w->reader) != CACHE_OK)
         return EX_OSERR;
-    metrics_breaker_bind(w->metrics, "redis", breaker_gauge, w->cache);
-    w->control = (struct control){&control_store, w->store, &control_notify, w};
-    probes[0] = (struct api_probe){"mysql", probe_mysql, w->store};
-    probes[1] = (struct api_probe){"kafka", probe_kafka, w->producer};
-    w->account = (struct account){&account_store, w->store, w->auth};
-    struct api_deps deps = {w->submit, &w->status, &w->account, w->auth,    w->blocking,
-                            probes,    2,          &w->control, w->metrics, w->reader};
+    w->control = (struct control){&control_store, w, &control_notify, w};
+    deps_ready[0] = (struct api_dependency){w->db_guard, true};
+    deps_ready[1] = (struct api_dependency){w->queue_guard, true};
+    deps_ready[2] = (struct api_dependency){w->redis_guard, false}; /* reads fall back */
+    w->account = (struct account){&account_store, w, w->auth};
+    struct api_deps deps = {
+        w->submit,   &w->status, &w->account, w->auth,     w->blocking,    deps_ready, 3,
+        &w->control, w->metrics, w->reader,   w->db_guard, w->queue_guard, w->db_pool};
     if (api_new(&ac, &deps, &w->api) < 0)
         return EX_UNAVAILABLE;
     return EX_OK;
@@ -310,11 +469,19 @@ static void stop(struct wiring *w)
     api_quiesce(w->api);
     submit_free(w->submit);        /* completes every request it took */
     workpool_free(w->blocking);    /* and so does the sign-in pool */
+    workpool_free(w->db_pool);     /* and the lists' and cancels' */
     cache_unsubscribe(w->cache);   /* no more events into the reader */
     status_reader_stop(w->reader); /* answers its long-polls and lookups */
     api_free(w->api);
     status_reader_free(w->reader);
     metrics_breaker_bind(w->metrics, "redis", NULL, NULL);
+    metrics_breaker_bind(w->metrics, "mysql", NULL, NULL);
+    metrics_breaker_bind(w->metrics, "kafka", NULL, NULL);
+    /* nothing calls through the guards any more (submit waited for its reports);
+     * their probers stop before the adapters they check go */
+    guard_free(w->db_guard);
+    guard_free(w->queue_guard);
+    guard_free(w->redis_guard);
     cache_free(w->cache); /* after the api and submit: both invalidate */
     auth_free(w->auth);
     queue_producer_free(w->producer);
@@ -326,7 +493,7 @@ int main(int argc, char **argv)
 {
     struct wiring w = {0};
     struct publish_target pt = {0};
-    struct api_probe probes[2];
+    struct api_dependency deps_ready[3];
     struct sigaction sa = {0};
     sigset_t stop_set, old_set;
     enum log_level level = LOG_LEVEL_INFO;
@@ -350,7 +517,7 @@ int main(int argc, char **argv)
     sigaddset(&stop_set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_set, &old_set);
 
-    rc = start(&w, &pt, probes);
+    rc = start(&w, &pt, deps_ready);
     if (rc == EX_OK) {
         log_info("producer listening", LOG_S("addr", w.cfg.http_addr),
                  LOG_I("port", api_port(w.api)));

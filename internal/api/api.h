@@ -23,6 +23,7 @@
 struct account;
 struct auth;
 struct control;
+struct guard;
 struct metrics;
 struct status;
 struct status_reader;
@@ -45,13 +46,14 @@ struct api_config {
     int connection_memory_bytes;   /* MHD's per-connection pool (head + buffers) */
     long long body_budget_bytes;   /* every buffered body together; 503 beyond */
     long long anon_max_body_bytes; /* body cap of routes without a token */
+    int request_deadline_ms; /* work handed off a request answers 503 after this */
 };
 
-/* A dependency /readyz reports: name and a probe that answers quickly. */
-struct api_probe {
-    const char *name;
-    bool (*ready)(void *ctx);
-    void *ctx;
+/* A dependency /readyz reports, from its guard's prober (never a call of its own):
+ * required ones decide 200 or 503, the others are listed beside them. */
+struct api_dependency {
+    struct guard *guard;
+    bool required;
 };
 
 struct api_deps {
@@ -60,11 +62,16 @@ struct api_deps {
     const struct account *account;
     const struct auth *auth;
     struct workpool *blocking; /* runs register/login (argon2id) off the HTTP threads */
-    const struct api_probe *probes;
-    size_t n_probes;
+    const struct api_dependency *dependencies;
+    size_t n_dependencies;
     const struct control *control; /* POST /tasks/{id}/cancel */
     struct metrics *metrics;       /* per-request counts and GET /metrics; NULL: none */
     struct status_reader *reader;  /* GET /tasks/{id}: the cached read path; NULL: status */
+    /* Breakers a request checks before it hands work off (503 + Retry-After at once
+     * while open); NULL: none. */
+    struct guard *db_guard;
+    struct guard *queue_guard;
+    struct workpool *db_pool; /* runs GET /tasks and cancels off the HTTP threads */
 };
 
 struct api;

@@ -11,6 +11,8 @@
 #include <cjson/cJSON.h>
 
 #include "api/api.h"
+#include "control/control.h"
+#include "deadline/deadline.h"
 #include "ids/ids.h"
 #include "jsonx/jsonx.h"
 #include "model/model.h"
@@ -52,6 +54,7 @@ struct api {
     struct api_guard guard;
     _Atomic bool closing;    /* api_quiesce() was called: refuse new requests */
     _Atomic int in_handlers; /* handlers running on HTTP threads right now */
+    struct deadline *timer; /* request deadlines (call.c) */
 };
 
 void api__guard_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -73,6 +76,56 @@ int api__guard_start(struct api *api);
 void api__guard_stop(struct api *api);
 
 struct api_request;
+
+/* --- work off the HTTP threads, under the request deadline (call.c) ----------- */
+struct api_call;
+/* Prepares the request's answer from the call's results (the work won the race). */
+typedef void (*api_call_respond_fn)(struct api_call *c, struct api_request *req);
+/* Frees the call's results, whoever answered. */
+typedef void (*api_call_release_fn)(struct api_call *c);
+
+struct api_call {
+    struct api *api;
+    struct api_request *req; /* read only by the side that answers */
+    api_call_respond_fn respond;
+    api_call_release_fn release;
+    const char *late_detail; /* the deadline's 503 says this (a constant) */
+    struct deadline_entry timer_;
+    atomic_int refs;
+    bool armed;
+
+    /* POST /tasks */
+    struct submit_request submit;
+    char idem_key[IDEM_KEY_MAX + 1];
+    /* GET /tasks */
+    struct status_query query;
+    struct ids_id after;
+    enum task_status status;
+    char type[MODEL_TYPE_MAX + 1];
+    struct status_page page;
+    int rc;
+    /* GET /tasks/{id} without ?wait: a miss looked up by the status reader */
+    struct status_call read;
+    struct status_view view; /* its result, copied (json owned) */
+    /* POST /tasks/{id}/cancel */
+    struct ids_id id;
+    struct task task;
+    enum control_cancel outcome;
+};
+
+/* A call for req (not yet armed); NULL out of memory. */
+struct api_call *api_call_new(struct api_request *req, api_call_respond_fn respond,
+                              api_call_release_fn release);
+/* Frees a call that was never started (release runs); accepts NULL. */
+void api_call_free(struct api_call *c);
+/* Arms the deadline (the request must be suspended): from now on exactly one of
+ * the work's api_call_finish() and the deadline answers and resumes it. */
+void api_call_start(struct api_call *c);
+/* The work is done (any thread): answers through respond unless the deadline did,
+ * then frees the call.  Nothing may touch c afterwards. */
+void api_call_finish(struct api_call *c);
+/* 503 with the breaker's Retry-After when g refuses now (what: "MariaDB"). */
+bool api_refuse_if_open(struct api_request *req, struct guard *g, const char *what);
 
 /* An endpoint: fills req->status/req->response now, or suspends the request and
  * completes it later with api_complete(). */
@@ -119,9 +172,7 @@ struct api_request {
     unsigned int status; /* response to queue */
     struct MHD_Response *response;
 
-    struct submit_request submit;    /* POST /tasks: the pipeline's request */
-    char *credentials;               /* register/login: "email\0password\0", wiped after use */
-    char idem_key[IDEM_KEY_MAX + 1]; /* POST /tasks: the Idempotency-Key, if any */
+    char *credentials; /* register/login: "email\0password\0", wiped after use */
 
     struct status_call read; /* GET /tasks/{id}: the lookup or long-poll under way */
     long long wait_s;        /* GET /tasks/{id}?wait=N */

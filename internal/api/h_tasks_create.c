@@ -59,9 +59,10 @@ static char *dup_opt(const char *s, bool *ok)
 }
 
 /* Builds the new task from a validated body. */
-static bool build_task(struct api_request *req, const struct create_body *b, int64_t run_at)
+static bool build_task(struct api_request *req, struct api_call *c, const struct create_body *b,
+                       int64_t run_at)
 {
-    struct task *t = &req->submit.task;
+    struct task *t = &c->submit.task;
     bool ok = true;
     memset(t, 0, sizeof *t);
     if (ids_new_v7(&t->id) < 0)
@@ -91,9 +92,8 @@ static void add_location(struct api_request *req, const struct ids_id *id)
 }
 
 /* The 202 body: the view the pipeline rendered (and stored under the key). */
-static void respond_accepted(struct api_request *req)
+static void respond_accepted(struct api_request *req, struct submit_request *sr)
 {
-    struct submit_request *sr = &req->submit;
     cJSON *view;
     if (sr->view) {
         api_respond_text(req, MHD_HTTP_ACCEPTED, sr->view, "application/json");
@@ -109,9 +109,9 @@ static void respond_accepted(struct api_request *req)
 }
 
 /* The key's first request answered: the same status, body and Location again. */
-static void respond_replayed(struct api_request *req)
+static void respond_replayed(struct api_request *req, struct submit_request *sr)
 {
-    struct idem_claim *c = &req->submit.idem;
+    struct idem_claim *c = &sr->idem;
     if (!c->response_body) {
         api_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "Internal Server Error",
                     "the stored response is missing");
@@ -123,14 +123,16 @@ static void respond_replayed(struct api_request *req)
     api_add_header(req, "Idempotent-Replayed", "true");
 }
 
-static void respond_submitted(struct api_request *req)
+/* The call's answer (api_call_respond_fn): the pipeline's result. */
+static void respond_submitted(struct api_call *call, struct api_request *req)
 {
-    switch (req->submit.result) {
+    struct submit_request *sr = &call->submit;
+    switch (sr->result) {
     case SUBMIT_ACCEPTED:
-        respond_accepted(req);
+        respond_accepted(req, sr);
         return;
     case SUBMIT_REPLAYED:
-        respond_replayed(req);
+        respond_replayed(req, sr);
         return;
     case SUBMIT_KEY_MISMATCH:
         api_problem(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "idempotency-key-reused",
@@ -165,10 +167,10 @@ static void respond_submitted(struct api_request *req)
 /* Reads the Idempotency-Key header (draft-ietf-httpapi-idempotency-key-header: an
  * sf-string, so surrounding quotes are accepted and dropped) and fingerprints the
  * canonical body; prepares the 400 and returns false when the key is malformed. */
-static bool read_idempotency(struct api_request *req, const cJSON *root)
+static bool read_idempotency(struct api_request *req, struct api_call *call, const cJSON *root)
 {
     const char *h = api_header(req, "Idempotency-Key");
-    struct idem_claim *c = &req->submit.idem;
+    struct idem_claim *c = &call->submit.idem;
     size_t len;
     char *canon;
     if (!h)
@@ -183,9 +185,9 @@ static bool read_idempotency(struct api_request *req, const cJSON *root)
                     "Idempotency-Key must be 1..%d printable ASCII characters", IDEM_KEY_MAX);
         return false;
     }
-    memcpy(req->idem_key, h, len);
-    req->idem_key[len] = '\0';
-    if (!model_idem_key_valid(req->idem_key)) {
+    memcpy(call->idem_key, h, len);
+    call->idem_key[len] = '\0';
+    if (!model_idem_key_valid(call->idem_key)) {
         api_problem(req, MHD_HTTP_BAD_REQUEST, "idempotency-key", "Invalid Idempotency-Key",
                     "Idempotency-Key must be 1..%d printable ASCII characters", IDEM_KEY_MAX);
         return false;
@@ -199,19 +201,32 @@ static bool read_idempotency(struct api_request *req, const cJSON *root)
     free(canon);
     c->method = "POST";
     c->route = "/tasks";
-    c->key = req->idem_key;
+    c->key = call->idem_key;
     c->expires_at = model_now_us() + (int64_t)req->api->cfg.idempotency_ttl_s * 1000000;
     return true;
 }
 
-/* Runs on a pipeline thread: prepare the answer, then resume the connection. */
+/* Runs on a pipeline thread: answer and resume, unless the deadline did. */
 static void on_submitted(struct submit_request *sreq, void *opaque)
 {
-    struct api_request *req = opaque;
     (void)sreq;
-    respond_submitted(req);
-    api_complete(req);
+    api_call_finish(opaque);
 }
+
+static void release_submitted(struct api_call *call)
+{
+    model_task_release(&call->submit.task);
+    free(call->submit.view);
+    call->submit.view = NULL;
+    free(call->submit.idem.response_body);
+    call->submit.idem.response_body = NULL;
+}
+
+/* What the deadline's 503 says: the pipeline may still store and publish it. */
+static const char late_detail[] =
+    "the task was not confirmed within the request deadline; it may have been stored, and a "
+    "stored task is published without further action (retry with the same Idempotency-Key "
+    "to get it back rather than a second one)";
 
 void api_h_tasks_create(struct api_request *req)
 {
@@ -230,26 +245,44 @@ void api_h_tasks_create(struct api_request *req)
     };
     int64_t run_at = 0;
     cJSON *root = api_body_json(req);
+    struct api_call *call;
 
     if (!root)
         return;
     /* validation first: a request that fails it stores nothing under its key */
-    if (!api_body_spec(req, root, spec) || !check_fields(req, &b, &run_at) ||
-        !read_idempotency(req, root)) {
+    if (!api_body_spec(req, root, spec) || !check_fields(req, &b, &run_at)) {
         cJSON_Delete(root);
         return;
     }
-    if (!build_task(req, &b, run_at)) {
+    call = api_call_new(req, respond_submitted, release_submitted);
+    if (!call) {
         cJSON_Delete(root);
         api_problem_oom(req);
         return;
     }
-    cJSON_Delete(root);
-    req->submit.done = on_submitted;
-    req->submit.opaque = req;
-    api_suspend(req);
-    if (submit_enqueue(req->api->deps.submit, &req->submit) < 0) {
-        respond_submitted(req);
-        api_complete(req);
+    if (!read_idempotency(req, call, root)) {
+        cJSON_Delete(root);
+        api_call_free(call);
+        return;
     }
+    if (!build_task(req, call, &b, run_at)) {
+        cJSON_Delete(root);
+        api_call_free(call);
+        api_problem_oom(req);
+        return;
+    }
+    cJSON_Delete(root);
+    /* an open breaker refuses before anything is stored or waits behind it */
+    if (api_refuse_if_open(req, req->api->deps.db_guard, "the task store (MariaDB)") ||
+        api_refuse_if_open(req, req->api->deps.queue_guard, "the broker (Kafka)")) {
+        api_call_free(call);
+        return;
+    }
+    call->submit.done = on_submitted;
+    call->submit.opaque = call;
+    call->late_detail = late_detail;
+    api_suspend(req);
+    api_call_start(call);
+    if (submit_enqueue(req->api->deps.submit, &call->submit) < 0)
+        api_call_finish(call); /* answers with the refusal submit_enqueue set */
 }

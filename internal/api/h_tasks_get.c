@@ -133,6 +133,54 @@ static void on_read(struct status_call *call, int rc, const struct status_view *
     api_complete(req);
 }
 
+/* --- a plain miss (no ?wait): under the request deadline ------------------------ */
+
+/* The call's answer: what the reader found. */
+static void respond_fetched(struct api_call *call, struct api_request *req)
+{
+    respond(req, call->rc, call->rc == STATUS_OK ? &call->view : NULL);
+}
+
+static void release_fetched(struct api_call *call)
+{
+    status_view_release(&call->view);
+}
+
+/* On a reader thread: keep a copy of the (borrowed) view, then finish the call. */
+static void on_fetched(struct status_call *sc, int rc, const struct status_view *v)
+{
+    struct api_call *call = sc->arg;
+    call->rc = rc;
+    if (rc == STATUS_OK) {
+        call->view = *v;
+        call->view.json = malloc(v->json_len + 1);
+        if (call->view.json)
+            memcpy(call->view.json, v->json, v->json_len + 1);
+        else
+            call->rc = STATUS_EUNAVAILABLE;
+    }
+    api_call_finish(call);
+}
+
+/* A miss without a long-poll: the reader's lookup (Redis, then MariaDB) answers, or
+ * the deadline does while a lookup hangs on a dependency. */
+static void fetch_under_deadline(struct api_request *req, const struct ids_id *id)
+{
+    struct api_call *call = api_call_new(req, respond_fetched, release_fetched);
+    if (!call) {
+        api_problem_oom(req);
+        return;
+    }
+    call->rc = STATUS_EUNAVAILABLE;
+    call->read =
+        (struct status_call){.id = *id, .owner = req->user, .done = on_fetched, .arg = call};
+    call->late_detail = "the task store did not answer within the request deadline; retry later";
+    api_suspend(req);
+    api_call_start(call);
+    if (status_fetch(req->api->deps.reader, &call->read) != 0)
+        api_call_finish(call);
+}
+
 void api_h_tasks_get(struct api_request *req)
 {
     struct status_reader *reader = req->api->deps.reader;
@@ -162,6 +210,10 @@ void api_h_tasks_get(struct api_request *req)
     }
     if (rc == STATUS_OK && !should_wait(req, &v)) {
         respond_view(req, &v, v.json); /* the hot path: the LRU's copy is the body */
+        return;
+    }
+    if (rc != STATUS_OK && wait == 0) {
+        fetch_under_deadline(req, &id);
         return;
     }
     api_suspend(req);

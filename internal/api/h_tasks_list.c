@@ -7,10 +7,13 @@
  * cursor only says "older than"). */
 #include "api/api_int.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <sodium.h>
 
+#include "guard/guard.h"
 #include "status/status.h"
+#include "workpool/workpool.h"
 
 #define LIMIT_DEFAULT 20
 #define CURSOR_LEN    22 /* base64url of 16 bytes, unpadded */
@@ -72,6 +75,36 @@ out_fail:
     return NULL;
 }
 
+/* The call's answer: the page, or 503 when the store failed. */
+static void respond_page(struct api_call *call, struct api_request *req)
+{
+    cJSON *body;
+    if (call->rc != STATUS_OK) {
+        api_problem_unavailable(req, "the task store is unavailable; retry later");
+        return;
+    }
+    body = page_json(&call->page);
+    if (!body) {
+        api_problem_oom(req);
+        return;
+    }
+    api_respond_json(req, MHD_HTTP_OK, body);
+    cJSON_Delete(body);
+}
+
+static void release_page(struct api_call *call)
+{
+    status_page_release(&call->page);
+}
+
+/* On the db pool: the query reads only the call (its strings are copies). */
+static void list_job(void *arg)
+{
+    struct api_call *call = arg;
+    call->rc = status_list(call->api->deps.status, &call->query, &call->page);
+    api_call_finish(call);
+}
+
 void api_h_tasks_list(struct api_request *req)
 {
     long long limit = LIMIT_DEFAULT;
@@ -87,30 +120,36 @@ void api_h_tasks_list(struct api_request *req)
                          "the next_cursor of an earlier page", &cursor),
         API_PARAM_END,
     };
-    struct status_query q = {.owner = req->user};
-    struct status_page page;
-    enum task_status st;
-    struct ids_id after;
-    cJSON *body;
+    struct api_call *call;
+    struct status_query *q;
 
     if (!api_query_spec(req, spec))
         return;
-    q.limit = (size_t)limit;
-    q.type = type;
-    if (status && model_status_parse(status, &st) == 0)
-        q.status = &st;
-    if (cursor && cursor_decode(cursor, &after) == 0)
-        q.after = &after;
-    if (status_list(req->api->deps.status, &q, &page) != STATUS_OK) {
-        api_problem_unavailable(req, "the task store is unavailable; retry later");
+    if (api_refuse_if_open(req, req->api->deps.db_guard, "the task store (MariaDB)"))
         return;
-    }
-    body = page_json(&page);
-    status_page_release(&page);
-    if (!body) {
+    call = api_call_new(req, respond_page, release_page);
+    if (!call) {
         api_problem_oom(req);
         return;
     }
-    api_respond_json(req, MHD_HTTP_OK, body);
-    cJSON_Delete(body);
+    q = &call->query;
+    *q = (struct status_query){.owner = req->user, .limit = (size_t)limit};
+    if (type) {
+        snprintf(call->type, sizeof call->type, "%s", type);
+        q->type = call->type;
+    }
+    if (status && model_status_parse(status, &call->status) == 0)
+        q->status = &call->status;
+    if (cursor && cursor_decode(cursor, &call->after) == 0)
+        q->after = &call->after;
+    call->rc = STATUS_EUNAVAILABLE;
+    call->late_detail = "the task store did not answer within the request deadline; retry later";
+    api_suspend(req);
+    api_call_start(call);
+    if (!req->api->deps.db_pool) {
+        list_job(call); /* no pool wired (tests): on this thread */
+        return;
+    }
+    if (workpool_submit(req->api->deps.db_pool, list_job, call) < 0)
+        api_call_finish(call); /* the pool is full: 503 */
 }

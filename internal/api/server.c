@@ -343,9 +343,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req->body_reserved)
         api__budget_give(req->api, req->body_reserved);
     api__guard_served(req->guard);
-    model_task_release(&req->submit.task);
-    free(req->submit.view);
-    free(req->submit.idem.response_body);
     api_wipe_credentials(req);
     free(req->body);
     free(req);
@@ -393,6 +390,10 @@ int api_new(const struct api_config *cfg, const struct api_deps *deps, struct ap
         log_error("cannot resolve listen address", LOG_S("addr", cfg->addr));
         goto out_api;
     }
+    if (cfg->request_deadline_ms > 0 && deadline_new(NULL, &api->timer) < 0) {
+        free(api);
+        return -1;
+    }
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (api__guard_start(api) < 0) {
@@ -423,6 +424,7 @@ int api_new(const struct api_config *cfg, const struct api_deps *deps, struct ap
 out_guard:
     api__guard_stop(api);
 out_api:
+    deadline_free(api->timer);
     free(api);
     return -1;
 }
@@ -462,5 +464,6 @@ void api_free(struct api *api)
     api__guard_stop(api); /* after MHD: every connection is unregistered */
     if (api->quiesced_fd >= 0)
         close(api->quiesced_fd);
+    deadline_free(api->timer); /* every call has ended: the pipeline and pools are done */
     free(api);
 }

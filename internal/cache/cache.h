@@ -107,6 +107,10 @@ int cache_subscribe(struct cache *c, const struct cache_events_ops *ops, void *c
 /* Stops and joins the subscriber; the ops are not called after it returns. */
 void cache_unsubscribe(struct cache *c);
 
+/* PING on a pooled connection, through the breaker (the producer's prober):
+ * CACHE_OK, or CACHE_EUNAVAILABLE. */
+int cache_ping(struct cache *c);
+
 /* The breaker: 0 closed, 1 open, 2 half-open (the circuit_breaker_state gauge). */
 int cache_breaker_state(struct cache *c);
 /* Invalidations dropped so far (breaker open, queue full, failed batches). */

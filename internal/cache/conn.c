@@ -140,6 +140,21 @@ void cache__end(struct cache *c, struct cache__conn *k, bool ok)
     pthread_mutex_unlock(&c->mu);
 }
 
+int cache_ping(struct cache *c)
+{
+    struct cache__conn *k;
+    redisReply *r;
+    bool ok;
+    if (cache__begin(c, &k) != CACHE_OK)
+        return CACHE_EUNAVAILABLE;
+    r = redisCommand(k->rc, "PING");
+    ok = r && r->type == REDIS_REPLY_STATUS;
+    if (r)
+        freeReplyObject(r);
+    cache__end(c, k, ok);
+    return ok ? CACHE_OK : CACHE_EUNAVAILABLE;
+}
+
 void cache__key(const struct ids_id *id, char out[CACHE__KEY_LEN + 1])
 {
     memcpy(out, CACHE__KEY_PREFIX, sizeof CACHE__KEY_PREFIX - 1);

@@ -218,6 +218,27 @@ static const struct config_option options[] = {
         "Seconds an Idempotency-Key and its stored response are kept."),
     STR(migrations_dir, "migrations", C, 1, 4096,
         "Directory of the SQL migrations `dispatchctl migrate` applies."),
+    /* --- faltering dependencies (issue 9: request deadline, breakers, prober) --- */
+    INT(request_deadline_ms, "2000", P, 100, 600000,
+        "Milliseconds a request waiting on MariaDB or Kafka (POST /tasks, GET /tasks, cancel) "
+        "is given before it is answered 503 with Retry-After."),
+    INT(mysql_acquire_timeout_ms, "1000", P, 10, 600000,
+        "Milliseconds a MariaDB call waits for a free pooled connection before it fails."),
+    INT(mysql_breaker_threshold, "5", P, 1, 1000,
+        "Consecutive MariaDB failures (a call overrunning the request deadline is one) that "
+        "open its circuit: requests then get 503 at once."),
+    INT(mysql_breaker_open_ms, "2000", P, 100, 600000,
+        "Milliseconds the MariaDB circuit stays open before one probe may close it."),
+    INT(kafka_breaker_threshold, "5", P, 1, 1000,
+        "Consecutive Kafka failures (unacknowledged messages, failed checks) that open its "
+        "circuit: POST /tasks then gets 503 at once."),
+    INT(kafka_breaker_open_ms, "2000", P, 100, 600000,
+        "Milliseconds the Kafka circuit stays open before one probe may close it."),
+    INT(probe_interval_ms, "1000", P, 50, 60000,
+        "Milliseconds between two checks of each dependency by the producer's prober "
+        "(what /readyz reports)."),
+    INT(probe_timeout_ms, "500", P, 10, 60000,
+        "A dependency check still running after this many milliseconds reports it down."),
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

@@ -110,6 +110,16 @@ struct config {
 
     /* dispatchctl */
     char *migrations_dir;
+
+    /* faltering dependencies (producer): request deadline, breakers, prober */
+    int request_deadline_ms;
+    int mysql_acquire_timeout_ms;
+    int mysql_breaker_threshold;
+    int mysql_breaker_open_ms;
+    int kafka_breaker_threshold;
+    int kafka_breaker_open_ms;
+    int probe_interval_ms;
+    int probe_timeout_ms;
 };
 
 enum config_result {

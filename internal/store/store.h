@@ -45,6 +45,10 @@ struct store_config {
     int pool_size;
     int connect_timeout_ms;
     int io_timeout_ms;
+    /* How long a call waits for a free pooled connection before it fails with
+     * STORE_EDB (every connection busy: a stuck server holds them all); 0: as long
+     * as it takes. */
+    int acquire_timeout_ms;
 };
 
 struct store;
@@ -52,7 +56,7 @@ struct store;
 /* Opens pool_size connections eagerly, so a bad DSN fails at start-up. */
 int store_new(const struct store_config *cfg, struct store **ret_store);
 void store_free(struct store *s);
-/* SELECT 1 on a pooled connection (readiness). */
+/* A round trip to the server (COM_PING) on a pooled connection (readiness). */
 int store_ping(struct store *s);
 
 /* Inserts n tasks in one transaction with one bulk statement; each task is stored

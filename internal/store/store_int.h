@@ -15,7 +15,6 @@ enum store__stmt {
     STMT_ATTEMPT_EXPIRE,
     STMT_TASK_FINISH,
     STMT_ATTEMPT_FINISH,
-    STMT_PING,
     STMT_USER_INSERT,
     STMT_USER_BY_EMAIL,
     STMT_TASK_LIST,
@@ -45,8 +44,9 @@ struct store__conn {
     bool in_use;
 };
 
-/* Takes a connected connection from the pool (blocking while all are busy);
- * NULL if it could not (re)connect. */
+/* Takes a connected connection from the pool (waiting while all are busy, at most
+ * acquire_timeout_ms when set); NULL if none came free in time or it could not
+ * (re)connect. */
 struct store__conn *store__acquire(struct store *s);
 /* Gives it back; broken = true closes it so the next user reconnects. */
 void store__release(struct store *s, struct store__conn *c, bool broken);

@@ -88,6 +88,22 @@ bool breaker_allow(struct breaker *b)
     return allow;
 }
 
+bool breaker_would_allow(struct breaker *b, int64_t *ret_retry_ms)
+{
+    int64_t now = b->cfg.clock(b->cfg.clock_ctx);
+    int64_t left = 0;
+
+    pthread_mutex_lock(&b->mu);
+    if (b->state == BREAKER_OPEN || (b->state == BREAKER_HALF_OPEN && b->probe_out))
+        left = b->cfg.open_ms - (now - b->since_ms);
+    pthread_mutex_unlock(&b->mu);
+    if (left <= 0)
+        return true;
+    if (ret_retry_ms)
+        *ret_retry_ms = left;
+    return false;
+}
+
 void breaker_success(struct breaker *b)
 {
     int64_t now = b->cfg.clock(b->cfg.clock_ctx);

@@ -51,6 +51,13 @@ bool breaker_allow(struct breaker *b);
 void breaker_success(struct breaker *b);
 void breaker_failure(struct breaker *b);
 
+/* Would breaker_allow() let a call through now?  Asks without taking the probe's
+ * place, for a caller that refuses early (an HTTP face answering 503 before it
+ * queues work behind a dead dependency).  When it would not, *ret_retry_ms (if not
+ * NULL) says how long until a probe may go: open, the rest of the interval;
+ * half-open with its probe out, the rest of the probe's allowance. */
+bool breaker_would_allow(struct breaker *b, int64_t *ret_retry_ms);
+
 enum breaker_state breaker_state(struct breaker *b);
 /* "closed", "open", "half-open". */
 const char *breaker_state_name(enum breaker_state s);

@@ -19,13 +19,17 @@ def kafka_pid():
 
 @pytest.fixture
 def impatient_producer(anonymous):
-    """A producer that gives the broker 1.5 s and relays PENDING rows after 0.5 s."""
+    """A producer that gives the broker 1.5 s and relays PENDING rows after 0.5 s.  Its
+    request deadline (2 s by default) is set above the publish timeout: this test is
+    about the pipeline's own 503 (stored, its answer recorded under the key), not the
+    deadline's (test_breakers.py), which may come before the answer is recorded."""
     port = free_port()
     svc = Service("producer-outbox", [binary("dispatch-producer"), "--config", stack_env_file(),
                                       "--http-addr", f"127.0.0.1:{port}"],
                   f"http://127.0.0.1:{port}/healthz",
                   {"DISPATCH_JWT_SECRET": JWT_SECRET, "DISPATCH_PUBLISH_TIMEOUT_MS": "1500",
-                   "DISPATCH_OUTBOX_AGE_MS": "500"})
+                   "DISPATCH_OUTBOX_AGE_MS": "500",
+                   "DISPATCH_REQUEST_DEADLINE_MS": "5000"})
     try:
         wait_until(svc.healthy, 20, "the outbox producer's /healthz")
         client = Client(f"http://127.0.0.1:{port}", new_user(anonymous)[2])

@@ -8,6 +8,9 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <time.h>
+
 #include "store/store.h"
 #include "support/testenv.h"
 
@@ -255,6 +258,92 @@ static void test_ping(void **state)
     assert_int_equal(store_ping(store), STORE_OK);
 }
 
+/* --- the pool's acquire timeout: a call that finds every connection taken (by a
+ * stuck server, say) fails after mysql_acquire_timeout_ms instead of waiting --- */
+
+struct holder {
+    struct store *store;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool holding, release;
+    int rc;
+};
+
+/* The relay's publish, called with the pool's one connection held in its
+ * transaction: it holds on until told to let go. */
+static void hold_publish(void *arg, const struct task *const *tasks, size_t n, int *errs)
+{
+    struct holder *h = arg;
+    (void)tasks;
+    for (size_t i = 0; i < n; i++)
+        errs[i] = -1; /* nothing published: the rows stay PENDING */
+    pthread_mutex_lock(&h->mu);
+    h->holding = true;
+    pthread_cond_broadcast(&h->cv);
+    while (!h->release)
+        pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void *hold_thread(void *arg)
+{
+    struct holder *h = arg;
+    int seen = 0, published = 0;
+    h->rc = store_task_relay(h->store, model_now_us(), 1, hold_publish, h, &seen, &published);
+    return NULL;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void test_acquire_times_out_when_every_connection_is_taken(void **state)
+{
+    struct store_config sc = testenv_store_config(1);
+    struct holder h = {.rc = -99};
+    const struct task *one[1];
+    struct task t;
+    pthread_t th;
+    int64_t t0, waited;
+    (void)state;
+    sc.acquire_timeout_ms = 300;
+    assert_int_equal(store_new(&sc, &h.store), STORE_OK);
+    pthread_mutex_init(&h.mu, NULL);
+    pthread_cond_init(&h.cv, NULL);
+    /* a PENDING row old enough for the relay, so that its publish runs */
+    new_task(&t, "noop", "{\"hold\":true}");
+    t.created_at = t.updated_at = model_now_us() - 3600LL * 1000000;
+    one[0] = &t;
+    assert_int_equal(store_task_insert_batch(h.store, one, NULL, 1), STORE_OK);
+
+    assert_int_equal(pthread_create(&th, NULL, hold_thread, &h), 0);
+    pthread_mutex_lock(&h.mu);
+    while (!h.holding)
+        pthread_cond_wait(&h.cv, &h.mu);
+    pthread_mutex_unlock(&h.mu);
+
+    t0 = mono_ms();
+    assert_int_equal(store_ping(h.store), STORE_EDB); /* no connection came free */
+    waited = mono_ms() - t0;
+    assert_true(waited >= 250);
+    assert_true(waited < 5000); /* not the 10 s io timeout, not forever */
+
+    pthread_mutex_lock(&h.mu);
+    h.release = true;
+    pthread_cond_broadcast(&h.cv);
+    pthread_mutex_unlock(&h.mu);
+    pthread_join(th, NULL);
+    assert_int_equal(h.rc, STORE_OK);
+    assert_int_equal(store_ping(h.store), STORE_OK); /* free again: taken at once */
+    model_task_release(&t);
+    pthread_cond_destroy(&h.cv);
+    pthread_mutex_destroy(&h.mu);
+    store_free(h.store);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -268,6 +357,7 @@ int main(void)
         cmocka_unit_test(test_lease_covers_the_task_timeout),
         cmocka_unit_test(test_claim_unknown),
         cmocka_unit_test(test_large_payload),
+        cmocka_unit_test(test_acquire_times_out_when_every_connection_is_taken),
     };
     return cmocka_run_group_tests_name("store_tasks", tests, setup, teardown);
 }

@@ -166,6 +166,35 @@ static void test_config_and_names(void **state)
     assert_string_equal(breaker_state_name(BREAKER_HALF_OPEN), "half-open");
 }
 
+/* would_allow asks without moving anything: the probe's place stays free. */
+static void test_would_allow_peeks_and_says_when(void **state)
+{
+    struct env e = {.now = 1000};
+    struct breaker *b = make(&e, 1, 500);
+    int64_t retry = -1;
+    (void)state;
+    assert_true(breaker_would_allow(b, &retry));
+    assert_int_equal(retry, -1); /* untouched when it would allow */
+    breaker_failure(b);
+    e.now += 200;
+    assert_false(breaker_would_allow(b, &retry));
+    assert_int_equal(retry, 300);
+    assert_int_equal(breaker_state(b), BREAKER_OPEN);
+    e.now += 300;
+    /* due: a peek says yes but takes nothing; the real call is the probe */
+    assert_true(breaker_would_allow(b, NULL));
+    assert_int_equal(breaker_state(b), BREAKER_OPEN);
+    assert_true(breaker_allow(b));
+    assert_int_equal(breaker_state(b), BREAKER_HALF_OPEN);
+    /* the probe is out: others are refused until it reports or is given up */
+    e.now += 100;
+    assert_false(breaker_would_allow(b, &retry));
+    assert_int_equal(retry, 400);
+    breaker_success(b);
+    assert_true(breaker_would_allow(b, NULL));
+    breaker_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -175,6 +204,7 @@ int main(void)
         cmocka_unit_test(test_lost_probe_is_given_up),
         cmocka_unit_test(test_late_reports_while_open_change_nothing),
         cmocka_unit_test(test_config_and_names),
+        cmocka_unit_test(test_would_allow_peeks_and_says_when),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

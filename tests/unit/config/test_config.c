@@ -157,6 +157,14 @@ static void test_defaults(void **state)
     assert_int_equal(r.cfg.worker_lease_ms, 60000);
     assert_int_equal(r.cfg.worker_grace_ms, 10000);
     assert_string_equal(r.cfg.migrations_dir, "migrations");
+    assert_int_equal(r.cfg.request_deadline_ms, 2000);
+    assert_int_equal(r.cfg.mysql_acquire_timeout_ms, 1000);
+    assert_int_equal(r.cfg.mysql_breaker_threshold, 5);
+    assert_int_equal(r.cfg.mysql_breaker_open_ms, 2000);
+    assert_int_equal(r.cfg.kafka_breaker_threshold, 5);
+    assert_int_equal(r.cfg.kafka_breaker_open_ms, 2000);
+    assert_int_equal(r.cfg.probe_interval_ms, 1000);
+    assert_int_equal(r.cfg.probe_timeout_ms, 500);
     run_free(&r);
 }
 
@@ -558,7 +566,7 @@ static void test_markdown(void **state)
             bars += *p == '|';
         assert_int_equal(bars, 7);
     }
-    assert_int_equal(rows, 63);
+    assert_int_equal(rows, 71);
     assert_non_null(strstr(buf, "`DISPATCH_WORKER_LEASE_MS`"));
     assert_non_null(strstr(buf, "integer 1000..86400000"));
     free(buf);
