@@ -46,7 +46,7 @@ struct api_config {
     int connection_memory_bytes;   /* MHD's per-connection pool (head + buffers) */
     long long body_budget_bytes;   /* every buffered body together; 503 beyond */
     long long anon_max_body_bytes; /* body cap of routes without a token */
-    int request_deadline_ms; /* work handed off a request answers 503 after this */
+    int request_deadline_ms;       /* work handed off a request answers 503 after this */
 };
 
 /* A dependency /readyz reports, from its guard's prober (never a call of its own):

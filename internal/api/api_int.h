@@ -54,7 +54,7 @@ struct api {
     struct api_guard guard;
     _Atomic bool closing;    /* api_quiesce() was called: refuse new requests */
     _Atomic int in_handlers; /* handlers running on HTTP threads right now */
-    struct deadline *timer; /* request deadlines (call.c) */
+    struct deadline *timer;  /* request deadlines (call.c) */
 };
 
 void api__guard_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
