@@ -103,6 +103,17 @@ struct config {
 
     /* dispatchctl */
     char *migrations_dir;
+
+    /* rate limits (producer; internal/ratelimit).  Policies are "QUOTA/WINDOW[,burst=N]"
+     * or "off" (pkg/tokenbucket's text form). */
+    int rate_limit_enabled;        /* 0: no rate limit at all */
+    char *rate_limit_tasks_user;   /* POST /tasks per user */
+    char *rate_limit_tasks_global; /* POST /tasks, all users together */
+    char *rate_limit_auth_addr;    /* login + register per client address */
+    char *rate_limit_auth_email;   /* login + register per email */
+    int rate_limit_redis;          /* 1: budgets shared through Redis; 0: per process */
+    int rate_limit_lease_ms;       /* a lease from Redis covers this much of the rate */
+    int rate_limit_max_keys;       /* keys (users, addresses, emails) held in process */
 };
 
 enum config_result {
