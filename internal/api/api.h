@@ -17,6 +17,7 @@ struct account;
 struct auth;
 struct control;
 struct metrics;
+struct ratelimit;
 struct status;
 struct status_reader;
 struct submit;
@@ -51,6 +52,7 @@ struct api_deps {
     const struct control *control; /* POST /tasks/{id}/cancel */
     struct metrics *metrics;       /* per-request counts and GET /metrics; NULL: none */
     struct status_reader *reader;  /* GET /tasks/{id}: the cached read path; NULL: status */
+    struct ratelimit *ratelimit;   /* rate limits of POST /tasks and sign-ins; NULL: none */
 };
 
 struct api;
