@@ -109,7 +109,7 @@ void cache_unsubscribe(struct cache *c);
 
 /* --- rate limits (producers share budgets) ---------------------------------------------- */
 
-/* One exchange with the token bucket "dispatch:rl:<key>" (klen 1..140 bytes), atomically
+/* One exchange with the token bucket "dispatch:rl:<key>" (klen 1..147 bytes), atomically
  * in one Lua script (EVALSHA, EVAL if Redis lost it), refilled by Redis's own clock at
  * rate tokens a second up to burst (a new bucket starts full): charges used tokens
  * (already spent; the bucket may go down to -burst), then grants up to want more.

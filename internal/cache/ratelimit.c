@@ -5,7 +5,7 @@
 #include <string.h>
 
 #define RL_PREFIX  "dispatch:rl:"
-#define RL_KEY_MAX 160
+#define RL_KEY_MAX 160 /* the prefix and up to 147 bytes of key */
 
 /* KEYS[1] the bucket, a hash {t: tokens, u: when, microseconds of Redis's clock}.
  * ARGV: rate (tokens a second), burst, used (spent already: charged whatever the bucket

@@ -14,7 +14,7 @@
 #include "tokenbucket/tokenbucket.h"
 
 #define STRIPES        64
-#define KEY_MAX        80   /* "<scope>:<key>": the longest is an IPv6 address */
+#define KEY_MAX        128  /* "<scope>:<quota>/<window>:<burst>:<key>", an IPv6 /64 at most */
 #define QUEUE_MAX      4096 /* keys waiting for an exchange; beyond, a key waits for its next use */
 #define PROBE_EVERY_US 500000
 
@@ -250,7 +250,11 @@ static bool check(struct ratelimit *rl, enum ratelimit_scope scope, const char *
     int n, retry = 1;
     if (!rl->cfg.policy[scope].on)
         return true;
-    n = snprintf(full, sizeof full, "%s:%s", scope_names[scope], key);
+    /* the policy is part of the key: producers configured differently never share a
+     * bucket, and a changed limit starts afresh */
+    n = snprintf(full, sizeof full, "%s:%lld/%lld:%lld:%s", scope_names[scope],
+                 rl->cfg.policy[scope].quota, rl->cfg.policy[scope].window_s,
+                 rl->cfg.policy[scope].burst, key);
     if (n < 0 || (size_t)n >= sizeof full)
         n = (int)sizeof full - 1; /* a longer key shares its prefix's bucket */
     if (decide(rl, scope, full, (size_t)n, &retry))

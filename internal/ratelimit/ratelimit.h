@@ -10,6 +10,9 @@
  * order (the user before the global budget, so a flooding user spends their own
  * budget first and leaves the global one to others; the address before the email).
  *
+ * The store's key of a bucket is "<scope>:<quota>/<window>:<burst>:<key>": producers
+ * share a budget when they share its policy; one configured otherwise has its own.
+ *
  * Shared budgets without I/O on the caller's thread.  Each key's bucket lives in the
  * store (Redis: one atomic script per exchange) and this process holds a lease of it:
  * tokens the store granted ahead, spent locally.  A decision is a few instructions under
