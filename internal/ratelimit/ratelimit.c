@@ -39,9 +39,13 @@ struct entry {
     bool queued;              /* an exchange is queued or under way */
 };
 
+struct slot {
+    struct entry *head;
+};
+
 struct stripe {
     pthread_mutex_t mu;
-    struct entry **slots; /* nslots chains */
+    struct slot *slots; /* nslots chains */
     size_t nslots;
     struct entry recent; /* sentinel: recent.older is the most recent entry */
     size_t n, cap;
@@ -115,7 +119,7 @@ static void push_recent(struct stripe *s, struct entry *e)
 
 static struct entry **slot_of(struct stripe *s, uint64_t h)
 {
-    return &s->slots[(h >> 8) & (s->nslots - 1)];
+    return &s->slots[(h >> 8) & (s->nslots - 1)].head;
 }
 
 static struct entry *find(struct stripe *s, uint64_t h, enum ratelimit_scope scope, const char *key,
@@ -422,8 +426,14 @@ static void release(struct ratelimit *rl)
 {
     for (int i = 0; i < STRIPES; i++) {
         struct stripe *s = &rl->stripes[i];
-        while (s->slots && s->n > 0)
-            evict_oldest(s);
+        for (size_t j = 0; s->slots && j < s->nslots; j++) {
+            struct entry *e = s->slots[j].head;
+            while (e) {
+                struct entry *next = e->chain;
+                free(e);
+                e = next;
+            }
+        }
         free(s->slots);
         pthread_mutex_destroy(&s->mu);
     }
