@@ -202,8 +202,9 @@ static void test_dry_bucket_answers_its_wait_and_sends_nothing(void **state)
     ratelimit_free(rl);
 }
 
-/* A flood probing every 100 us for 10 s, exchanges every ms: burst + rate * 10 s. */
-static long flood(struct ratelimit *const *rls, size_t n, struct fake_store *f, int64_t secs)
+/* A flood probing every 100 us for secs, exchanges every every_us: burst + rate * secs. */
+static long flood_every(struct ratelimit *const *rls, size_t n, struct fake_store *f, int64_t secs,
+                        int64_t every_us)
 {
     struct ratelimit_verdict v;
     long admitted = 0;
@@ -211,12 +212,31 @@ static long flood(struct ratelimit *const *rls, size_t n, struct fake_store *f, 
     for (int64_t step = 0; f->now < end; f->now += 100, step++) {
         for (size_t i = 0; i < n; i++)
             admitted += task(rls[i], "alice", &v);
-        if (step % 10 == 0) {
+        if (step % (every_us / 100) == 0) {
             for (size_t i = 0; i < n; i++)
                 ratelimit_sync(rls[i]);
         }
     }
     return admitted;
+}
+
+static long flood(struct ratelimit *const *rls, size_t n, struct fake_store *f, int64_t secs)
+{
+    return flood_every(rls, n, f, secs, 1000);
+}
+
+/* Exchanges that take 50 ms (a loaded box): leases grow to outlast them, so the flood
+ * still gets the rate (a fixed 1-token lease would give it 2 tokens per 50 ms). */
+static void test_slow_exchanges_grow_the_lease(void **state)
+{
+    struct fake_store f = {.now = S};
+    struct ratelimit_config c = config(&f, true);
+    struct ratelimit *rl = make(&c);
+    long admitted, expect = 10 + 100 * 10;
+    (void)state;
+    admitted = flood_every(&rl, 1, &f, 10, 50000);
+    assert_true(labs(admitted - expect) <= expect / 20);
+    ratelimit_free(rl);
 }
 
 static void test_flood_is_admitted_at_the_rate(void **state)
@@ -350,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_dry_bucket_answers_its_wait_and_sends_nothing),
         cmocka_unit_test(test_flood_is_admitted_at_the_rate),
         cmocka_unit_test(test_two_limiters_share_one_budget),
+        cmocka_unit_test(test_slow_exchanges_grow_the_lease),
         cmocka_unit_test(test_fallback_to_local_buckets_and_back),
         cmocka_unit_test(test_auth_per_address_then_per_email),
         cmocka_unit_test(test_many_keys_in_a_small_table),
