@@ -17,6 +17,11 @@
 #define KEY_MAX        128  /* "<scope>:<quota>/<window>:<burst>:<key>", an IPv6 /64 at most */
 #define QUEUE_MAX      4096 /* keys waiting for an exchange; beyond, a key waits for its next use */
 #define PROBE_EVERY_US 500000
+/* Tokens a key may spend on credit while its exchange is under way, at least: with a
+ * one-token lease (any rate under 100/s), a client's second request can come back
+ * before the exchange of its first (measured: the e2e suite's sign-ins, back to back,
+ * got spurious 429s with a full bucket).  At most the burst. */
+#define CREDIT_MIN 4
 
 static const char *const scope_names[RATELIMIT_N_SCOPES] = {
     [RATELIMIT_TASKS_USER] = "tasks-user",
@@ -239,10 +244,13 @@ static bool decide(struct ratelimit *rl, enum ratelimit_scope scope, const char 
         /* a probe of the store, now and then, to leave the fallback */
         sync = rl->cfg.store && !e->queued && now >= atomic_load(&rl->next_probe_us);
     } else {
+        long long allowance = lease > CREDIT_MIN ? lease : CREDIT_MIN;
+        if (allowance > rl->cfg.policy[scope].burst)
+            allowance = rl->cfg.policy[scope].burst; /* the lease never exceeds it */
         if (e->credit >= 1) {
             e->credit -= 1;
             ok = true;
-        } else if (e->owed < lease && now >= e->dry_until_us) {
+        } else if (e->owed < allowance && now >= e->dry_until_us) {
             e->owed++;
             ok = true;
         } else {

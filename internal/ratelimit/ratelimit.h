@@ -18,11 +18,12 @@
  * tokens the store granted ahead, spent locally.  A decision is a few instructions under
  * one of 64 stripe locks and never waits on the store: a background thread tops leases
  * up (a lease is the rate times lease_ms, or times twice the time exchanges take when
- * that is longer; at least one token, at most the burst) and reports what was spent.  A key without
- * tokens in hand may still admit up to one lease on credit
- * ("owed", reported with the next exchange, and charged against the shared bucket,
- * which may go negative), so the first request of a quiet key never waits and the
- * over-admission of N producers is at most N leases at any moment.  When the store
+ * that is longer; at least one token, at most the burst) and reports what was spent.
+ * A key without tokens in hand may still admit up to one lease (at least 4 tokens, at
+ * most the burst) on credit ("owed", reported with the next exchange and charged
+ * against the shared bucket, which may go negative), so the first requests of a quiet
+ * key never wait and the over-admission of N producers is at most N such allowances
+ * at any moment.  When the store
  * says the bucket is dry it also says when the next token comes: until then the key is
  * refused at once, with that wait as Retry-After, and nothing is sent.
  *
