@@ -23,9 +23,11 @@
 #include "log/log.h"
 #include "metrics/metrics.h"
 #include "queue/queue.h"
+#include "ratelimit/ratelimit.h"
 #include "status/status.h"
 #include "store/store.h"
 #include "submit/submit.h"
+#include "tokenbucket/tokenbucket.h"
 #include "workpool/workpool.h"
 
 static volatile sig_atomic_t stop_flag;
@@ -55,6 +57,7 @@ struct wiring {
     struct guard *db_guard, *queue_guard, *redis_guard;
     struct workpool *db_pool; /* GET /tasks and cancels, off the HTTP threads */
     struct publish_target *target;
+    struct ratelimit *ratelimit; /* POST /tasks, /auth/login and /auth/register */
 };
 
 /* How long a status miss reserves the Redis fill for its reader: more than a
@@ -294,6 +297,42 @@ static void on_cancel_changed(void *ctx, const struct ids_id *id)
     status_changed(w->reader, id);
 }
 
+/* The rate limiter's shared store: Redis's buckets; any cache error is "no answer". */
+static int op_ratelimit_take(void *ctx, const char *key, size_t klen, double rate, double burst,
+                             long long used, long long want, long long *ret_granted,
+                             int64_t *ret_wait_us)
+{
+    return cache_ratelimit_take(ctx, key, klen, rate, burst, used, want, ret_granted,
+                                ret_wait_us) == CACHE_OK
+               ? 0
+               : -1;
+}
+
+static const struct ratelimit_store_ops ratelimit_store = {op_ratelimit_take};
+
+static int start_ratelimit(struct wiring *w)
+{
+    const struct config *c = &w->cfg;
+    const char *specs[RATELIMIT_N_SCOPES] = {
+        [RATELIMIT_TASKS_USER] = c->rate_limit_tasks_user,
+        [RATELIMIT_TASKS_GLOBAL] = c->rate_limit_tasks_global,
+        [RATELIMIT_AUTH_ADDR] = c->rate_limit_auth_addr,
+        [RATELIMIT_AUTH_EMAIL] = c->rate_limit_auth_email,
+    };
+    struct ratelimit_config rc = {.enabled = c->rate_limit_enabled != 0,
+                                  .lease_ms = c->rate_limit_lease_ms,
+                                  .max_keys = (size_t)c->rate_limit_max_keys,
+                                  .store = c->rate_limit_redis ? &ratelimit_store : NULL,
+                                  .store_ctx = w->cache};
+    for (int i = 0; i < RATELIMIT_N_SCOPES; i++) {
+        struct tokenbucket_spec s;
+        if (tokenbucket_spec_parse(specs[i], &s) < 0) /* config checked it already */
+            return -1;
+        rc.policy[i] = (struct ratelimit_policy){!s.off, s.quota, s.window_s, s.burst};
+    }
+    return ratelimit_new(&rc, &w->ratelimit) == RATELIMIT_OK ? 0 : -1;
+}
+
 static double breaker_gauge(void *ctx)
 {
     return (double)cache_breaker_state(ctx);
@@ -446,14 +485,17 @@ static int start(struct wiring *w, struct publish_target *pt, struct api_depende
     if (status_reader_new(&rc, &w->status, &status_cache, w->cache, &w->reader) != STATUS_OK ||
         cache_subscribe(w->cache, &cache_events, w->reader) != CACHE_OK)
         return EX_OSERR;
+    if (start_ratelimit(w) < 0)
+        return EX_OSERR;
     w->control = (struct control){&control_store, w, &control_notify, w};
     deps_ready[0] = (struct api_dependency){w->db_guard, true};
     deps_ready[1] = (struct api_dependency){w->queue_guard, true};
     deps_ready[2] = (struct api_dependency){w->redis_guard, false}; /* reads fall back */
     w->account = (struct account){&account_store, w, w->auth};
-    struct api_deps deps = {
-        w->submit,   &w->status, &w->account, w->auth,     w->blocking,    deps_ready, 3,
-        &w->control, w->metrics, w->reader,   w->db_guard, w->queue_guard, w->db_pool};
+    struct api_deps deps = {w->submit,   &w->status,  &w->account, w->auth,
+                            w->blocking, deps_ready,  3,           &w->control,
+                            w->metrics,  w->reader,   w->db_guard, w->queue_guard,
+                            w->db_pool,  w->ratelimit};
     if (api_new(&ac, &deps, &w->api) < 0)
         return EX_UNAVAILABLE;
     return EX_OK;
@@ -474,6 +516,7 @@ static void stop(struct wiring *w)
     status_reader_stop(w->reader); /* answers its long-polls and lookups */
     api_free(w->api);
     status_reader_free(w->reader);
+    ratelimit_free(w->ratelimit); /* after the api (its threads decide), before the cache */
     metrics_breaker_bind(w->metrics, "redis", NULL, NULL);
     metrics_breaker_bind(w->metrics, "mysql", NULL, NULL);
     metrics_breaker_bind(w->metrics, "kafka", NULL, NULL);

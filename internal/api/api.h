@@ -25,6 +25,7 @@ struct auth;
 struct control;
 struct guard;
 struct metrics;
+struct ratelimit;
 struct status;
 struct status_reader;
 struct submit;
@@ -71,7 +72,8 @@ struct api_deps {
      * while open); NULL: none. */
     struct guard *db_guard;
     struct guard *queue_guard;
-    struct workpool *db_pool; /* runs GET /tasks and cancels off the HTTP threads */
+    struct workpool *db_pool;    /* runs GET /tasks and cancels off the HTTP threads */
+    struct ratelimit *ratelimit; /* rate limits of POST /tasks and sign-ins; NULL: none */
 };
 
 struct api;

@@ -273,6 +273,14 @@ void api_respond_not_modified(struct api_request *req, const char *etag, const c
 /* The same for a view already rendered: text (the 200's body) is taken over. */
 void api_respond_not_modified_text(struct api_request *req, const char *etag, char *text);
 
+/* --- rate limits (limit.c) ------------------------------------------------------ */
+
+/* POST /tasks of the authenticated req->user, and POST /auth/{login,register} from the
+ * client's address for email: true to go on; false with the 429 prepared (Retry-After,
+ * RateLimit, RateLimit-Policy) and rate_limited_total counted.  Never waits on I/O. */
+bool api_limit_tasks(struct api_request *req);
+bool api_limit_auth(struct api_request *req, const char *email);
+
 /* --- endpoints --------------------------------------------------------------- */
 void api_h_healthz(struct api_request *req);
 void api_h_register(struct api_request *req);

@@ -50,7 +50,7 @@ static bool read_credentials(struct api_request *req)
     size_t el, pl;
     if (!root)
         return false;
-    if (!api_body_spec(req, root, spec)) {
+    if (!api_body_spec(req, root, spec) || !api_limit_auth(req, email)) {
         cJSON_Delete(root);
         return false;
     }

@@ -244,7 +244,7 @@ void api_h_tasks_create(struct api_request *req)
         JSONX_END,
     };
     int64_t run_at = 0;
-    cJSON *root = api_body_json(req);
+    cJSON *root = api_limit_tasks(req) ? api_body_json(req) : NULL; /* 429 before parsing */
     struct api_call *call;
 
     if (!root)

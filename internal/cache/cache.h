@@ -111,6 +111,20 @@ void cache_unsubscribe(struct cache *c);
  * CACHE_OK, or CACHE_EUNAVAILABLE. */
 int cache_ping(struct cache *c);
 
+/* --- rate limits (producers share budgets) ---------------------------------------------- */
+
+/* One exchange with the token bucket "dispatch:rl:<key>" (klen 1..147 bytes), atomically
+ * in one Lua script (EVALSHA, EVAL if Redis lost it), refilled by Redis's own clock at
+ * rate tokens a second up to burst (a new bucket starts full): charges used tokens
+ * (already spent; the bucket may go down to -burst), then grants up to want more.
+ * CACHE_OK with *ret_granted (0..want) and *ret_wait_us (until the bucket holds a token
+ * again; 0 if it does now); CACHE_EINVAL for bad arguments; CACHE_EUNAVAILABLE when
+ * Redis does not answer (breaker, timeout).  The key expires once the bucket would be
+ * full again. */
+int cache_ratelimit_take(struct cache *c, const char *key, size_t klen, double rate, double burst,
+                         long long used, long long want, long long *ret_granted,
+                         int64_t *ret_wait_us);
+
 /* The breaker: 0 closed, 1 open, 2 half-open (the circuit_breaker_state gauge). */
 int cache_breaker_state(struct cache *c);
 /* Invalidations dropped so far (breaker open, queue full, failed batches). */

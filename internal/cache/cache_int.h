@@ -49,6 +49,7 @@ struct cache {
     /* the scripts' SHA1s, learnt with SCRIPT LOAD on the first connection */
     char sha_get[CACHE__SHA_LEN + 1];
     char sha_fill[CACHE__SHA_LEN + 1];
+    char sha_ratelimit[CACHE__SHA_LEN + 1];
     struct cache__notifier notifier;
     struct cache__subscriber sub;
     atomic_ullong dropped;
@@ -57,6 +58,14 @@ struct cache {
 /* The Lua scripts (task.c). */
 extern const char cache__lua_get[];
 extern const char cache__lua_fill[];
+/* The rate-limit bucket (ratelimit.c). */
+extern const char cache__lua_ratelimit[];
+
+/* EVALSHA sha on k, falling back to EVAL lua when the server lost the script (SCRIPT
+ * FLUSH, a restart between SCRIPT LOAD and now).  argv[0] is the one key, argv[1..argc-1]
+ * the script's ARGV (argc <= 5).  NULL: an I/O error (the caller ends k with !ok). */
+redisReply *cache__eval(struct cache *c, struct cache__conn *k, const char *sha, const char *lua,
+                        int argc, const char **argv, const size_t *lens);
 
 /* Takes a connection for one exchange: CACHE_EUNAVAILABLE when the breaker refuses,
  * no connection frees up within the timeout, or connecting fails. */

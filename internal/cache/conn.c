@@ -56,13 +56,13 @@ redisContext *cache__connect(const struct cache *c)
     return rc;
 }
 
-/* SCRIPT LOAD both scripts on a new connection (a restarted Redis has forgotten
+/* SCRIPT LOAD the scripts on a new connection (a restarted Redis has forgotten
  * them); their SHA1s never change, so storing them again is harmless. */
 static bool load_scripts(struct cache *c, redisContext *rc)
 {
-    const char *scripts[2] = {cache__lua_get, cache__lua_fill};
-    char *shas[2] = {c->sha_get, c->sha_fill};
-    for (int i = 0; i < 2; i++) {
+    const char *scripts[3] = {cache__lua_get, cache__lua_fill, cache__lua_ratelimit};
+    char *shas[3] = {c->sha_get, c->sha_fill, c->sha_ratelimit};
+    for (int i = 0; i < 3; i++) {
         redisReply *r = redisCommand(rc, "SCRIPT LOAD %s", scripts[i]);
         bool ok = r && r->type == REDIS_REPLY_STRING && r->len == CACHE__SHA_LEN;
         if (ok) {

@@ -38,7 +38,7 @@ static bool is_noscript(const redisReply *r)
 
 /* EVALSHA, falling back to EVAL when the server lost the script (SCRIPT FLUSH).
  * argv[0] is the one key, argv[1..argc-1] the script's ARGV.  NULL: an I/O error. */
-static redisReply *eval(struct cache *c, struct cache__conn *k, const char *sha, const char *lua,
+redisReply *cache__eval(struct cache *c, struct cache__conn *k, const char *sha, const char *lua,
                         int argc, const char **argv, const size_t *lens)
 {
     const char *av[3 + EVAL_ARGS_MAX];
@@ -101,7 +101,7 @@ int cache_task_get(struct cache *c, const struct ids_id *id, struct cache_entry 
     rc = cache__begin(c, &k);
     if (rc != CACHE_OK)
         return rc;
-    r = eval(c, k, c->sha_get, cache__lua_get, 3, argv, lens);
+    r = cache__eval(c, k, c->sha_get, cache__lua_get, 3, argv, lens);
     if (!r) {
         cache__end(c, k, false);
         return CACHE_EUNAVAILABLE;
@@ -169,7 +169,7 @@ int cache_task_fill(struct cache *c, const struct ids_id *id, uint64_t lease, in
     rc = cache__begin(c, &k);
     if (rc != CACHE_OK)
         return rc;
-    r = eval(c, k, c->sha_fill, cache__lua_fill, 5, argv, lens);
+    r = cache__eval(c, k, c->sha_fill, cache__lua_fill, 5, argv, lens);
     if (!r) {
         cache__end(c, k, false);
         return CACHE_EUNAVAILABLE;

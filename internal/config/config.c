@@ -12,6 +12,7 @@
 
 #include "handler/handler.h"
 #include "log/log.h"
+#include "tokenbucket/tokenbucket.h"
 
 #ifndef DISPATCH_VERSION
 #define DISPATCH_VERSION "dev"
@@ -58,6 +59,16 @@ static int check_http_routes(const char *value)
 {
     return handler_http_routes_check(value) < 0 ? -1 : 0;
 }
+
+static int check_rate(const char *value)
+{
+    struct tokenbucket_spec spec;
+
+    return tokenbucket_spec_parse(value, &spec);
+}
+
+static const char expect_rate[] =
+    "QUOTA/WINDOW[,burst=N] (e.g. 100/1s, 30/1m,burst=10; WINDOW in s, m or h) or off";
 
 static const char expect_routes[] =
     "comma-separated type=URL items, an http:// or https:// URL each, each type once";
@@ -239,6 +250,26 @@ static const struct config_option options[] = {
         "(what /readyz reports)."),
     INT(probe_timeout_ms, "500", P, 10, 60000,
         "A dependency check still running after this many milliseconds reports it down."),
+    /* --- rate limits (internal/ratelimit; docs/api.md "Rate limits") ------------------ */
+    INT(rate_limit_enabled, "1", P, 0, 1,
+        "1 enforces the rate limits below; 0 turns every one of them off."),
+    CHECKED(rate_limit_tasks_user, "20000/1s", P, check_rate, expect_rate,
+            "POST /tasks per user, as QUOTA/WINDOW[,burst=N] (burst defaults to QUOTA) or off."),
+    CHECKED(rate_limit_tasks_global, "100000/1s", P, check_rate, expect_rate,
+            "POST /tasks of all users together (QUOTA/WINDOW[,burst=N] or off)."),
+    CHECKED(rate_limit_auth_addr, "600/1m,burst=120", P, check_rate, expect_rate,
+            "POST /auth/login and /auth/register together, per client address."),
+    CHECKED(rate_limit_auth_email, "30/1m,burst=10", P, check_rate, expect_rate,
+            "POST /auth/login and /auth/register together, per email address."),
+    INT(rate_limit_redis, "1", P, 0, 1,
+        "1 shares each budget between producers through Redis (local buckets while Redis "
+        "is away); 0 keeps budgets per producer."),
+    INT(rate_limit_lease_ms, "10", P, 1, 1000,
+        "Tokens a producer takes from Redis at once, as milliseconds of the rate (at least "
+        "one token)."),
+    INT(rate_limit_max_keys, "100000", P, 64, 10000000,
+        "Users, addresses and emails whose buckets a producer holds (least recently used "
+        "forgotten first)."),
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

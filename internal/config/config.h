@@ -120,6 +120,16 @@ struct config {
     int kafka_breaker_open_ms;
     int probe_interval_ms;
     int probe_timeout_ms;
+    /* rate limits (producer; internal/ratelimit).  Policies are "QUOTA/WINDOW[,burst=N]"
+     * or "off" (pkg/tokenbucket's text form). */
+    int rate_limit_enabled;        /* 0: no rate limit at all */
+    char *rate_limit_tasks_user;   /* POST /tasks per user */
+    char *rate_limit_tasks_global; /* POST /tasks, all users together */
+    char *rate_limit_auth_addr;    /* login + register per client address */
+    char *rate_limit_auth_email;   /* login + register per email */
+    int rate_limit_redis;          /* 1: budgets shared through Redis; 0: per process */
+    int rate_limit_lease_ms;       /* a lease from Redis covers this much of the rate */
+    int rate_limit_max_keys;       /* keys (users, addresses, emails) held in process */
 };
 
 enum config_result {

@@ -165,6 +165,22 @@ def anonymous():
     assert svc.stop() == 0, f"producer exit code; log:\n{svc.tail()}"
 
 
+def start_producer(name, *flags, extra_env=None):
+    """Another producer of the stack with extra flags (e.g. explicit rate limits):
+    (Service, Client).  The caller stops it (Service.stop)."""
+    port = free_port()
+    svc = Service(name, [binary("dispatch-producer"), "--config", stack_env_file(),
+                         "--http-addr", f"127.0.0.1:{port}", *flags],
+                  f"http://127.0.0.1:{port}/healthz",
+                  {"DISPATCH_JWT_SECRET": JWT_SECRET, **(extra_env or {})})
+    try:
+        wait_until(svc.healthy, 20, f"{name}'s /healthz")
+    except BaseException:
+        svc.stop()
+        raise
+    return svc, Client(f"http://127.0.0.1:{port}")
+
+
 def new_user(anonymous):
     """Registers a fresh user; returns (email, password, token)."""
     email = f"user-{secrets.token_hex(6)}@example.com"

@@ -566,7 +566,7 @@ static void test_markdown(void **state)
             bars += *p == '|';
         assert_int_equal(bars, 7);
     }
-    assert_int_equal(rows, 71);
+    assert_int_equal(rows, 79);
     assert_non_null(strstr(buf, "`DISPATCH_WORKER_LEASE_MS`"));
     assert_non_null(strstr(buf, "integer 1000..86400000"));
     free(buf);
