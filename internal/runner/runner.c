@@ -153,6 +153,11 @@ void runner_free(struct runner *r)
     free(r);
 }
 
+bool runner_leaked(const struct runner *r)
+{
+    return r != NULL && r->leaked;
+}
+
 static int64_t mono_ms(void)
 {
     struct timespec ts;

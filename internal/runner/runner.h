@@ -37,6 +37,7 @@
 #define DISPATCH_RUNNER_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include "metrics/metrics.h"
 #include "taskexec/taskexec.h"
 
@@ -73,5 +74,9 @@ void runner_free(struct runner *r);
 /* Joins the group and runs until *stop becomes non-zero, then drains (see above).
  * Returns 0 after a clean drain, or a negative enum runner_err. */
 int runner_run(struct runner *r, const volatile sig_atomic_t *stop);
+
+/* True when pool threads outlived the drain (a handler ignored its cancel flag):
+ * they may still call taskexec, so nothing they use may be freed.  NULL: false. */
+bool runner_leaked(const struct runner *r);
 
 #endif

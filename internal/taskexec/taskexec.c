@@ -81,14 +81,31 @@ int taskexec_new(const struct taskexec_config *cfg, const struct taskexec_store_
     te->qops = queue_ops;
     te->qctx = queue_ctx;
     te->reg = reg;
+    te->max_running = cfg->max_running > 0 ? cfg->max_running : 0;
+    if (pthread_mutex_init(&te->gate_mu, NULL) != 0) {
+        goto out_gate;
+    }
+    if (pthread_cond_init(&te->gate_cv, NULL) != 0) {
+        pthread_mutex_destroy(&te->gate_mu);
+        goto out_gate;
+    }
+    te->gate_ok = true;
     *ret_te = te;
     return TASKEXEC_OK;
+
+out_gate:
+    taskexec_free(te);
+    return TASKEXEC_ENOMEM;
 }
 
 void taskexec_free(struct taskexec *te)
 {
     if (te == NULL) {
         return;
+    }
+    if (te->gate_ok) {
+        pthread_cond_destroy(&te->gate_cv);
+        pthread_mutex_destroy(&te->gate_mu);
     }
     free(te->worker_id);
     free(te->retry_topic);
@@ -208,8 +225,22 @@ static int finish(struct taskexec__run *r, const struct store_finish *fin, bool 
                   bool *ret_stale)
 {
     struct taskexec *te = r->te;
+    struct store_finish slim;
     for (int i = 0;; i++) {
         int rc = te->sops->finish(te->sctx, &r->id, r->task.attempts, fin);
+        if (rc == STORE_EINVAL && fin != &slim) {
+            /* the database refused a value of this outcome (a result or error it
+             * cannot hold): record the status without them instead of retrying
+             * the same refusal for ever */
+            log_warn("outcome refused by the database; recorded without its values",
+                     LOG_S("task_id", r->id_text), LOG_S("traceparent", r->traceparent));
+            slim = (struct store_finish){.status = fin->status,
+                                         .outcome = fin->outcome,
+                                         .error = "the database refused this outcome's values",
+                                         .run_at = fin->run_at};
+            fin = &slim;
+            continue;
+        }
         if (rc == STORE_OK || rc == STORE_ESTALE || rc == STORE_ENOTFOUND) {
             if (rc == STORE_OK) {
                 changed(te, &r->id);
@@ -231,6 +262,43 @@ static int finish(struct taskexec__run *r, const struct store_finish *fin, bool 
     }
 }
 
+/* Waits for a free handler slot (max_running); false when cancel was set first. */
+static bool gate_enter(struct taskexec__run *r)
+{
+    struct taskexec *te = r->te;
+    if (te->max_running == 0) {
+        return true;
+    }
+    pthread_mutex_lock(&te->gate_mu);
+    while (te->running >= te->max_running && !canceled(r)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 10 * 1000000L; /* look at cancel every 10 ms */
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        (void)pthread_cond_timedwait(&te->gate_cv, &te->gate_mu, &ts);
+    }
+    bool in = te->running < te->max_running;
+    if (in) {
+        te->running++;
+    }
+    pthread_mutex_unlock(&te->gate_mu);
+    return in;
+}
+
+static void gate_leave(struct taskexec *te)
+{
+    if (te->max_running == 0) {
+        return;
+    }
+    pthread_mutex_lock(&te->gate_mu);
+    te->running--;
+    pthread_cond_signal(&te->gate_cv);
+    pthread_mutex_unlock(&te->gate_mu);
+}
+
 /* Runs the handler under the task's deadline.  Returns a handler status, with
  * out->error set for failures (when memory allowed). */
 static int run_handler(struct taskexec__run *r, struct handler_out *out)
@@ -242,6 +310,9 @@ static int run_handler(struct taskexec__run *r, struct handler_out *out)
         snprintf(msg, sizeof msg, "unknown task type: %s", r->task.type);
         out->error = strdup(msg);
         return HANDLER_PERMANENT;
+    }
+    if (!gate_enter(r)) {
+        return HANDLER_RETRY; /* canceled while waiting: execute() hands it back */
     }
     int timeout = r->task.timeout_ms > 0 ? r->task.timeout_ms : r->te->default_timeout_ms;
     const char *payload = r->task.payload != NULL ? r->task.payload : "null";
@@ -260,6 +331,7 @@ static int run_handler(struct taskexec__run *r, struct handler_out *out)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int st = fn(arg, &ctx, out);
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    gate_leave(r->te);
     r->handler_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     if (st != HANDLER_OK && st != HANDLER_RETRY && st != HANDLER_PERMANENT &&
         st != HANDLER_TIMEOUT) {

@@ -97,6 +97,10 @@ struct taskexec_config {
                                     * publish call (they are retried until cancel is set) */
     int max_delay_ms;              /* longest hop of a scheduled task on the retry topic;
                                     * 0: backoff.cap_ms (5 min when that is unset too) */
+    int max_running;               /* handlers running at once, whatever the number of
+                                    * threads in taskexec_run (the others wait in
+                                    * claims and finishes, which the store ops may
+                                    * batch); 0: no limit */
     struct metrics *metrics;       /* borrowed, outlives te; NULL counts nothing */
     const struct taskexec_notify_ops *notify; /* borrowed; NULL: nobody is told */
     void *notify_ctx;

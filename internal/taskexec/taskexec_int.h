@@ -2,6 +2,7 @@
 #ifndef DISPATCH_TASKEXEC_INT_H
 #define DISPATCH_TASKEXEC_INT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include "taskexec/taskexec.h"
 
@@ -22,6 +23,12 @@ struct taskexec {
     const struct taskexec_queue_ops *qops;
     void *qctx;
     const struct handler_registry *reg;
+    /* the handler gate (max_running > 0) */
+    int max_running;
+    int running; /* guarded by gate_mu */
+    pthread_mutex_t gate_mu;
+    pthread_cond_t gate_cv;
+    bool gate_ok; /* gate_mu and gate_cv initialised */
 };
 
 /* The state of one taskexec_run(). */

@@ -9,22 +9,24 @@
 struct waiter {
     void *item;
     struct waiter *next;
+    pthread_cond_t cv; /* its own: a finished batch wakes only its callers */
     bool done;
 };
 
 struct batcher {
     pthread_mutex_t mu;
     pthread_cond_t work_cv; /* the first item arrived, a batch is full, or stop */
-    pthread_cond_t done_cv; /* a batch was processed */
     struct waiter *head, *tail;
     size_t len;
     bool quit;
-    pthread_t tid;
+    pthread_t *tids;
+    int n_threads;
+    void **items; /* max_batch slots per flusher */
+    int slots_taken;
     batcher_fn fn;
     void *ctx;
     size_t max;
     int window_us;
-    void **items;
     uint64_t batches, processed;
 };
 
@@ -59,6 +61,7 @@ static void *flusher(void *arg)
 {
     struct batcher *b = arg;
     pthread_mutex_lock(&b->mu);
+    void **items = b->items + (size_t)b->slots_taken++ * b->max;
     for (;;) {
         while (b->len == 0 && !b->quit) {
             pthread_cond_wait(&b->work_cv, &b->mu);
@@ -67,10 +70,13 @@ static void *flusher(void *arg)
             break; /* quit, and nothing left to do */
         }
         gather(b);
+        if (b->len == 0) {
+            continue; /* another flusher took them while this one gathered */
+        }
         struct waiter *first = b->head, *last = NULL;
         size_t n = 0;
         for (struct waiter *w = first; w != NULL && n < b->max; w = w->next) {
-            b->items[n++] = w->item;
+            items[n++] = w->item;
             last = w;
         }
         b->head = last->next;
@@ -80,18 +86,21 @@ static void *flusher(void *arg)
         b->len -= n;
         pthread_mutex_unlock(&b->mu);
 
-        b->fn(b->ctx, b->items, n);
+        b->fn(b->ctx, items, n);
 
         pthread_mutex_lock(&b->mu);
-        for (struct waiter *w = first;; w = w->next) {
-            w->done = true;
-            if (w == last) {
-                break;
-            }
-        }
         b->batches++;
         b->processed += n;
-        pthread_cond_broadcast(&b->done_cv);
+        for (struct waiter *w = first;;) {
+            struct waiter *next = w->next; /* w is gone once its caller wakes */
+            bool end = w == last;
+            w->done = true;
+            pthread_cond_signal(&w->cv);
+            if (end) {
+                break;
+            }
+            w = next;
+        }
     }
     pthread_mutex_unlock(&b->mu);
     return NULL;
@@ -106,32 +115,35 @@ int batcher_new(const struct batcher_config *cfg, batcher_fn fn, void *ctx, stru
     if (b == NULL) {
         return -1;
     }
-    b->items = calloc(cfg->max_batch, sizeof *b->items);
+    int threads = cfg->flushers > 0 ? cfg->flushers : 1;
+    b->tids = calloc((size_t)threads, sizeof *b->tids);
+    b->items = calloc((size_t)threads * cfg->max_batch, sizeof *b->items);
     pthread_condattr_t ca;
     bool attr = pthread_condattr_init(&ca) == 0;
-    if (b->items == NULL || !attr || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+    if (b->tids == NULL || b->items == NULL || !attr ||
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
         pthread_mutex_init(&b->mu, NULL) != 0) {
         goto out_free;
     }
     if (pthread_cond_init(&b->work_cv, &ca) != 0) {
         goto out_mu;
     }
-    if (pthread_cond_init(&b->done_cv, &ca) != 0) {
-        goto out_work;
-    }
     b->fn = fn;
     b->ctx = ctx;
     b->max = cfg->max_batch;
     b->window_us = cfg->window_us;
-    if (pthread_create(&b->tid, NULL, flusher, b) != 0) {
-        goto out_done;
+    for (; b->n_threads < threads; b->n_threads++) {
+        if (pthread_create(&b->tids[b->n_threads], NULL, flusher, b) != 0) {
+            break;
+        }
+    }
+    if (b->n_threads == 0) {
+        goto out_work;
     }
     pthread_condattr_destroy(&ca);
     *ret_b = b;
     return 0;
 
-out_done:
-    pthread_cond_destroy(&b->done_cv);
 out_work:
     pthread_cond_destroy(&b->work_cv);
 out_mu:
@@ -140,6 +152,7 @@ out_free:
     if (attr) {
         pthread_condattr_destroy(&ca);
     }
+    free(b->tids);
     free(b->items);
     free(b);
     return -1;
@@ -154,10 +167,12 @@ void batcher_free(struct batcher *b)
     b->quit = true;
     pthread_cond_broadcast(&b->work_cv);
     pthread_mutex_unlock(&b->mu);
-    pthread_join(b->tid, NULL);
-    pthread_cond_destroy(&b->done_cv);
+    for (int i = 0; i < b->n_threads; i++) {
+        pthread_join(b->tids[i], NULL);
+    }
     pthread_cond_destroy(&b->work_cv);
     pthread_mutex_destroy(&b->mu);
+    free(b->tids);
     free(b->items);
     free(b);
 }
@@ -165,9 +180,13 @@ void batcher_free(struct batcher *b)
 int batcher_run(struct batcher *b, void *item)
 {
     struct waiter w = {.item = item};
+    if (pthread_cond_init(&w.cv, NULL) != 0) {
+        return -1;
+    }
     pthread_mutex_lock(&b->mu);
     if (b->quit) {
         pthread_mutex_unlock(&b->mu);
+        pthread_cond_destroy(&w.cv);
         return -1;
     }
     if (b->tail != NULL) {
@@ -181,9 +200,10 @@ int batcher_run(struct batcher *b, void *item)
         pthread_cond_signal(&b->work_cv); /* only the flusher waits there */
     }
     while (!w.done) {
-        pthread_cond_wait(&b->done_cv, &b->mu);
+        pthread_cond_wait(&w.cv, &b->mu);
     }
     pthread_mutex_unlock(&b->mu);
+    pthread_cond_destroy(&w.cv);
     return 0;
 }
 

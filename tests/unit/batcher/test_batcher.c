@@ -198,6 +198,48 @@ static void test_one_caller_in_order(void **state)
     batcher_free(b);
 }
 
+/* Several flushers: batches are processed side by side, each item still once. */
+static atomic_int in_fn, most_in_fn;
+
+static void flush_side_by_side(void *ctx, void *const *items, size_t n)
+{
+    int now = atomic_fetch_add(&in_fn, 1) + 1;
+    int seen = atomic_load(&most_in_fn);
+    while (now > seen && !atomic_compare_exchange_weak(&most_in_fn, &seen, now)) {
+    }
+    flush(ctx, items, n);
+    atomic_fetch_sub(&in_fn, 1);
+}
+
+static void test_flushers_side_by_side(void **state)
+{
+    (void)state;
+    enum { N = 64 };
+    struct sink s = {.mu = PTHREAD_MUTEX_INITIALIZER, .slow_ms = 20};
+    struct batcher_config cfg = {.max_batch = 4, .window_us = 0, .flushers = 4};
+    struct batcher *b = NULL;
+    atomic_store(&in_fn, 0);
+    atomic_store(&most_in_fn, 0);
+    assert_int_equal(batcher_new(&cfg, flush_side_by_side, &s, &b), 0);
+    struct caller *c = calloc(N, sizeof *c);
+    pthread_t t[N];
+    assert_non_null(c);
+    for (int i = 0; i < N; i++) {
+        c[i] = (struct caller){.b = b, .it = {.value = i}, .rc = -2};
+        assert_int_equal(pthread_create(&t[i], NULL, call, &c[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(c[i].rc, 0);
+        assert_int_equal(c[i].it.seen, 1);
+    }
+    assert_true(s.largest <= 4);
+    assert_true(atomic_load(&most_in_fn) > 1);
+    assert_true(atomic_load(&most_in_fn) <= 4);
+    free(c);
+    batcher_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -207,6 +249,7 @@ int main(void)
         cmocka_unit_test(test_lone_item_after_window),
         cmocka_unit_test(test_many_callers_grouped),
         cmocka_unit_test(test_one_caller_in_order),
+        cmocka_unit_test(test_flushers_side_by_side),
     };
     return cmocka_run_group_tests_name("batcher", tests, NULL, NULL);
 }
