@@ -1,11 +1,17 @@
 /* store — group commit for the worker: claims and finishes of many tasks in one
- * transaction (see store.h).  Lock the rows, decide each under the lock, write with
- * bulk statements; a batch the database refuses is split in halves until the rows
- * it refuses stand alone. */
+ * transaction (see store.h).  First optimistically: the guarded bulk UPDATE alone,
+ * which is the whole story when every row passes its guard (a backlog being
+ * drained).  When fewer rows changed than were sent, the transaction is rolled
+ * back and run again the careful way: lock the rows, decide each under the lock,
+ * write only the ones that pass.  A batch the database refuses is split in halves
+ * until the rows it refuses stand alone. */
 #include "store/store_int.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* The optimistic pass saw a row fail its guard: roll back, decide under the lock. */
+#define BATCH_ELOCK (-101)
 
 /* --- column-wise array binding ------------------------------------------- */
 
@@ -226,6 +232,7 @@ struct claim_batch {
     int lease_ms;
     struct store_claim_row *rows;
     size_t n;
+    bool locked; /* the careful pass */
 };
 
 /* Reads the claimed rows back (attempts, started_at as now written). */
@@ -283,17 +290,19 @@ static int claim_write(struct store__conn *c, const struct claim_batch *a, const
     rc = bulk_exec(store__stmt(c, STMT_TASK_CLAIM), &b, "batch claim", &affected);
     bulk_free(&b);
     if (rc == STORE_OK && affected != m)
-        rc = STORE_EDB; /* the rows were locked and decided: a bug, not a race */
+        rc = a->locked ? STORE_EDB /* locked and decided: a bug, not a race */
+                       : BATCH_ELOCK;
     if (rc == STORE_OK)
         rc = read_claimed(c, ids, m, tasks);
     if (rc != STORE_OK)
         return rc;
-    /* an earlier attempt still marked running lost its lease: say so in its record */
+    /* an earlier attempt still marked running lost its lease: say so in its record
+     * (unlocked, any row past its first attempt may have one) */
     for (size_t k = 0; k < m; k++)
-        n_exp += was_running[k];
+        n_exp += was_running ? was_running[k] : tasks[k].attempts > 1;
     if (n_exp > 0 && (rc = bulk_init(&b, n_exp, att_t, 2)) == STORE_OK) {
         for (size_t k = 0, r = 0; k < m; k++) {
-            if (was_running[k]) {
+            if (was_running ? was_running[k] : tasks[k].attempts > 1) {
                 bulk_bytes(&b, 0, r, ids[k]->b, 16);
                 bulk_int(&b, 1, r++, tasks[k].attempts);
             }
@@ -328,9 +337,31 @@ static enum store_claim decide_claim(const struct lrow *r)
     return STORE_CLAIMED;
 }
 
+/* The optimistic pass: every row is claimable (one bulk UPDATE says so). */
+static int claim_all_fn(struct store__conn *c, const struct claim_batch *a)
+{
+    size_t which[STORE_BATCH_MAX];
+    struct task tasks[STORE_BATCH_MAX];
+    int rc;
+
+    for (size_t i = 0; i < a->n; i++)
+        which[i] = i;
+    rc = claim_write(c, a, which, a->n, NULL, tasks);
+    if (rc != STORE_OK)
+        return rc;
+    for (size_t i = 0; i < a->n; i++) {
+        a->rows[i].rc = STORE_OK;
+        a->rows[i].claim = STORE_CLAIMED;
+        a->rows[i].task = tasks[i];
+    }
+    return STORE_OK;
+}
+
 static int claim_fn(struct store__conn *c, void *arg)
 {
     const struct claim_batch *a = arg;
+    if (!a->locked)
+        return claim_all_fn(c, a);
     const struct ids_id *ids[STORE_BATCH_MAX];
     struct lrow lr[STORE_BATCH_MAX];
     enum store_claim cl[STORE_BATCH_MAX];
@@ -371,6 +402,7 @@ static int claim_fn(struct store__conn *c, void *arg)
 struct finish_batch {
     struct store_finish_row *rows;
     size_t n;
+    bool locked; /* the careful pass */
 };
 
 static const char *outcome_name(enum store_outcome o)
@@ -389,7 +421,7 @@ static const char *outcome_name(enum store_outcome o)
 }
 
 static int finish_write(struct store__conn *c, struct store_finish_row *rows, const size_t *which,
-                        size_t m)
+                        size_t m, bool locked)
 {
     static const enum enum_field_types fin_t[] = {
         MYSQL_TYPE_STRING,   MYSQL_TYPE_STRING, MYSQL_TYPE_STRING,  MYSQL_TYPE_DATETIME,
@@ -415,7 +447,8 @@ static int finish_write(struct store__conn *c, struct store_finish_row *rows, co
     rc = bulk_exec(store__stmt(c, STMT_TASK_FINISH), &b, "batch finish", &affected);
     bulk_free(&b);
     if (rc == STORE_OK && affected != m)
-        rc = STORE_EDB; /* decided under the lock: cannot differ */
+        rc = locked ? STORE_EDB /* decided under the lock: cannot differ */
+                    : BATCH_ELOCK;
     if (rc != STORE_OK || (rc = bulk_init(&b, m, att_t, 4)) != STORE_OK)
         return rc;
     for (size_t k = 0; k < m; k++) {
@@ -439,6 +472,15 @@ static int finish_fn(struct store__conn *c, void *arg)
     size_t which[STORE_BATCH_MAX], m = 0;
     int rc;
 
+    if (!a->locked) {
+        /* optimistic: every row passes its fence (the bulk UPDATE's count says so) */
+        for (size_t i = 0; i < a->n; i++)
+            which[i] = i;
+        rc = finish_write(c, a->rows, which, a->n, false);
+        for (size_t i = 0; rc == STORE_OK && i < a->n; i++)
+            a->rows[i].rc = STORE_OK;
+        return rc;
+    }
     for (size_t i = 0; i < a->n; i++)
         ids[i] = &a->rows[i].id;
     rc = lock_rows(c, ids, a->n, lr);
@@ -455,7 +497,7 @@ static int finish_fn(struct store__conn *c, void *arg)
         if (fresh[i])
             which[m++] = i;
     }
-    if (m > 0 && (rc = finish_write(c, a->rows, which, m)) != STORE_OK)
+    if (m > 0 && (rc = finish_write(c, a->rows, which, m, true)) != STORE_OK)
         return rc;
     for (size_t i = 0; i < a->n; i++)
         a->rows[i].rc = fresh[i] ? STORE_OK : STORE_ESTALE;
@@ -470,6 +512,11 @@ static void claim_split(struct store *s, const struct claim_batch *a)
 {
     int rc = store__in_tx(s, claim_fn, (void *)a);
     size_t h = a->n / 2;
+    if (rc == BATCH_ELOCK) {
+        struct claim_batch careful = *a;
+        careful.locked = true;
+        rc = store__in_tx(s, claim_fn, &careful);
+    }
     if (rc == STORE_OK)
         return;
     if (rc == STORE_EINVAL && a->n > 1) {
@@ -493,10 +540,15 @@ static void finish_split(struct store *s, const struct finish_batch *a)
 {
     int rc = store__in_tx(s, finish_fn, (void *)a);
     size_t h = a->n / 2;
+    if (rc == BATCH_ELOCK) {
+        struct finish_batch careful = *a;
+        careful.locked = true;
+        rc = store__in_tx(s, finish_fn, &careful);
+    }
     if (rc == STORE_OK)
         return;
     if (rc == STORE_EINVAL && a->n > 1) {
-        struct finish_batch lo = {a->rows, h}, hi = {a->rows + h, a->n - h};
+        struct finish_batch lo = {a->rows, h, false}, hi = {a->rows + h, a->n - h, false};
         finish_split(s, &lo);
         finish_split(s, &hi);
         return;
@@ -508,7 +560,7 @@ static void finish_split(struct store *s, const struct finish_batch *a)
 int store_task_claim_batch(struct store *s, const char *worker_id, int lease_ms,
                            struct store_claim_row *rows, size_t n)
 {
-    struct claim_batch a = {worker_id, lease_ms, rows, n};
+    struct claim_batch a = {worker_id, lease_ms, rows, n, false};
     if (!s || !worker_id || (n > 0 && !rows) || n > STORE_BATCH_MAX)
         return STORE_EINVAL;
     for (size_t i = 0; i < n; i++) {
@@ -522,7 +574,7 @@ int store_task_claim_batch(struct store *s, const char *worker_id, int lease_ms,
 
 int store_task_finish_batch(struct store *s, struct store_finish_row *rows, size_t n)
 {
-    struct finish_batch a = {rows, n};
+    struct finish_batch a = {rows, n, false};
     if (!s || (n > 0 && !rows) || n > STORE_BATCH_MAX)
         return STORE_EINVAL;
     for (size_t i = 0; i < n; i++)
