@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -754,6 +756,171 @@ static void test_new_rejects(void **state)
     assert_non_null(taskexec_strerror(TASKEXEC_EAGAIN));
 }
 
+/* A finish the database refuses (a value it cannot hold): recorded once more
+ * without the values, status kept, instead of retrying the refusal for ever. */
+static void test_refused_outcome_recorded_without_values(void **state)
+{
+    struct fake *f = *state;
+    snprintf(f->type, sizeof f->type, "echo");
+    f->payload = "{\"big\":1}";
+    f->finish_rcs[0] = STORE_EINVAL;
+    f->n_finish_rcs = 1;
+    enum taskexec_outcome out = TASKEXEC_DEAD;
+    assert_int_equal(run_task(f, &out), TASKEXEC_OK);
+    assert_int_equal(out, TASKEXEC_SUCCEEDED);
+    assert_string_equal(f->seq, "cff");
+    assert_int_equal(f->fin.status, TASK_SUCCEEDED);
+    assert_string_equal(f->fin_result, "");
+    assert_non_null(strstr(f->fin_error, "refused"));
+}
+
+/* --- the handler gate (max_running) ------------------------------------------ */
+
+struct gate {
+    atomic_int inside, most, runs;
+    atomic_bool release; /* the "hold" handler returns once set */
+};
+
+static int hold_handler(void *arg, const struct handler_ctx *ctx, struct handler_out *out)
+{
+    struct gate *g = arg;
+    (void)ctx;
+    (void)out;
+    int now = atomic_fetch_add(&g->inside, 1) + 1;
+    int seen = atomic_load(&g->most);
+    while (now > seen && !atomic_compare_exchange_weak(&g->most, &seen, now)) {
+    }
+    atomic_fetch_add(&g->runs, 1);
+    while (!atomic_load(&g->release)) {
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    atomic_fetch_sub(&g->inside, 1);
+    return HANDLER_OK;
+}
+
+/* A thread-safe store for the gate tests: every claim gets a "hold" task. */
+static int gate_claim(void *ctx, const struct ids_id *id, const char *worker_id, int lease_ms,
+                      struct task *ret_task, enum store_claim *ret_claim)
+{
+    (void)ctx;
+    (void)worker_id;
+    (void)lease_ms;
+    struct task t;
+    memset(&t, 0, sizeof t);
+    t.id = *id;
+    snprintf(t.type, sizeof t.type, "hold");
+    t.status = TASK_RUNNING;
+    t.attempts = 1;
+    t.max_attempts = 3;
+    t.payload = strdup("{}");
+    assert_non_null(t.payload);
+    *ret_task = t;
+    *ret_claim = STORE_CLAIMED;
+    return STORE_OK;
+}
+
+static int gate_finish(void *ctx, const struct ids_id *id, int attempt,
+                       const struct store_finish *fin)
+{
+    (void)ctx;
+    (void)id;
+    (void)attempt;
+    (void)fin;
+    return STORE_OK;
+}
+
+static const struct taskexec_store_ops gate_store_ops = {gate_claim, gate_finish};
+
+struct gate_run {
+    struct taskexec *te;
+    atomic_bool cancel;
+    int rc;
+};
+
+static void *gate_thread(void *arg)
+{
+    struct gate_run *g = arg;
+    const char *value = "{\"id\":\"" TASK_ID "\",\"type\":\"hold\"}";
+    struct taskexec_msg m = {.topic = "t", .value = value, .len = strlen(value)};
+    enum taskexec_outcome out;
+    g->rc = taskexec_run(g->te, &m, &g->cancel, &out);
+    return NULL;
+}
+
+static struct taskexec *gate_exec(struct gate *g, struct handler_registry **ret_reg)
+{
+    struct handler_registry *reg = NULL;
+    assert_int_equal(handler_registry_new(&reg), 0);
+    assert_int_equal(handler_register(reg, "hold", hold_handler, g), 0);
+    struct taskexec_config cfg = {
+        .worker_id = "w-1", .lease_ms = 30000, .dep_retry_max_ms = 20, .max_running = 1};
+    struct taskexec *te = NULL;
+    assert_int_equal(taskexec_new(&cfg, &gate_store_ops, NULL, &queue_ops, NULL, reg, &te), 0);
+    *ret_reg = reg;
+    return te;
+}
+
+static void wait_inside(struct gate *g, int n)
+{
+    while (atomic_load(&g->inside) != n) {
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* max_running 1, three threads: one handler at a time, all three run. */
+static void test_gate_one_at_a_time(void **state)
+{
+    (void)state;
+    struct gate g = {0};
+    struct handler_registry *reg;
+    struct taskexec *te = gate_exec(&g, &reg);
+    struct gate_run runs[3];
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++) {
+        runs[i].te = te;
+        atomic_init(&runs[i].cancel, false);
+        runs[i].rc = -99;
+        assert_int_equal(pthread_create(&t[i], NULL, gate_thread, &runs[i]), 0);
+    }
+    wait_inside(&g, 1);
+    atomic_store(&g.release, true);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(runs[i].rc, TASKEXEC_OK);
+    }
+    assert_int_equal(atomic_load(&g.runs), 3);
+    assert_int_equal(atomic_load(&g.most), 1);
+    taskexec_free(te);
+    handler_registry_free(reg);
+}
+
+/* Waiting at the gate when the drain cancels: the attempt is handed back, the
+ * handler never runs. */
+static void test_gate_cancel_hands_back(void **state)
+{
+    (void)state;
+    struct gate g = {0};
+    struct handler_registry *reg;
+    struct taskexec *te = gate_exec(&g, &reg);
+    struct gate_run first = {.te = te, .rc = -99};
+    atomic_init(&first.cancel, false);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, gate_thread, &first), 0);
+    wait_inside(&g, 1); /* the one slot is taken */
+    struct gate_run second = {.te = te, .rc = -99};
+    atomic_init(&second.cancel, true);
+    gate_thread(&second);
+    assert_int_equal(second.rc, TASKEXEC_EHANDBACK);
+    assert_int_equal(atomic_load(&g.runs), 1);
+    atomic_store(&g.release, true);
+    pthread_join(t, NULL);
+    assert_int_equal(first.rc, TASKEXEC_OK);
+    taskexec_free(te);
+    handler_registry_free(reg);
+}
+
 int main(void)
 {
     log_init(LOG_LEVEL_ERROR + 1, "test");
@@ -782,6 +949,9 @@ int main(void)
         T(test_run_at_delayed_once_is_due),
         T(test_run_at_publish_outage_with_cancel),
         T(test_metrics),
+        T(test_refused_outcome_recorded_without_values),
+        cmocka_unit_test(test_gate_one_at_a_time),
+        cmocka_unit_test(test_gate_cancel_hands_back),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
