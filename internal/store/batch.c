@@ -46,6 +46,8 @@ static void bulk_free(struct bulk *b)
 static int bulk_init(struct bulk *b, size_t n, const enum enum_field_types *types, size_t ncols)
 {
     memset(b, 0, sizeof *b);
+    if (n == 0)
+        return STORE_EINVAL;
     b->n = n;
     b->ncols = ncols;
     for (size_t i = 0; i < ncols; i++) {
@@ -134,7 +136,7 @@ struct inlist {
 static int exec_in(MYSQL_STMT *st, struct inlist *l, const struct ids_id *const *ids, size_t n,
                    const char *what)
 {
-    if (!st)
+    if (!st || n == 0)
         return STORE_EDB;
     memset(l->bind, 0, sizeof l->bind);
     for (size_t i = 0; i < STORE_BATCH_MAX; i++) {
@@ -242,7 +244,7 @@ static int read_claimed(struct store__conn *c, const struct ids_id *const *ids, 
     MYSQL_STMT *st = store__stmt(c, STMT_BATCH_GET);
     struct inlist l;
     size_t got = 0;
-    struct task *v = calloc(n, sizeof *v);
+    struct task *v = n > 0 ? calloc(n, sizeof *v) : NULL;
     int rc = v ? exec_in(st, &l, ids, n, "batch get") : STORE_ENOMEM;
 
     if (rc == STORE_OK)
@@ -254,14 +256,19 @@ static int read_claimed(struct store__conn *c, const struct ids_id *const *ids, 
         for (size_t k = 0; k < got; k++)
             model_task_release(&v[k]);
     }
-    if (rc == STORE_OK) {
-        /* the rows come in index order, not ours */
-        for (size_t i = 0; i < n; i++) {
-            for (size_t k = 0; k < n; k++) {
-                if (memcmp(v[k].id.b, ids[i]->b, 16) == 0)
-                    ret_tasks[i] = v[k];
-            }
-        }
+    /* the rows come in index order, not ours; each id must be there once */
+    for (size_t i = 0; rc == STORE_OK && i < n; i++) {
+        size_t k = 0;
+        while (k < n && memcmp(v[k].id.b, ids[i]->b, 16) != 0)
+            k++;
+        if (k == n)
+            rc = STORE_EDB;
+        else
+            memcpy(&ret_tasks[i], &v[k], sizeof v[k]);
+    }
+    if (rc != STORE_OK && got == n) {
+        for (size_t k = 0; k < got; k++)
+            model_task_release(&v[k]);
     }
     free(v);
     return rc;
@@ -277,7 +284,7 @@ static int claim_write(struct store__conn *c, const struct claim_batch *a, const
     const struct ids_id *ids[STORE_BATCH_MAX];
     struct bulk b;
     size_t affected = 0, n_exp = 0;
-    int rc = bulk_init(&b, m, claim_t, 3);
+    int rc = m > 0 ? bulk_init(&b, m, claim_t, 3) : STORE_EINVAL;
 
     if (rc != STORE_OK)
         return rc;
