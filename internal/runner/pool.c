@@ -22,10 +22,15 @@ void runner__job_free(struct runner *r, struct runner__job *job)
 static void run_job(struct runner *r, struct runner__job *job)
 {
     const struct queue_message *m = job->msg;
-    struct queue_header headers[MAX_HEADERS];
-    size_t n = queue_message_headers(m, headers, MAX_HEADERS);
+    struct queue_header qh[MAX_HEADERS];
+    struct taskexec_header headers[MAX_HEADERS];
+    size_t n = queue_message_headers(m, qh, MAX_HEADERS);
     if (n > MAX_HEADERS) {
         n = MAX_HEADERS;
+    }
+    for (size_t i = 0; i < n; i++) {
+        headers[i] =
+            (struct taskexec_header){.name = qh[i].name, .value = qh[i].value, .len = qh[i].len};
     }
     struct taskexec_msg tm = {
         .topic = m->topic,

@@ -123,7 +123,7 @@ static void trace_from_headers(struct taskexec__run *r)
 {
     const struct taskexec_msg *m = r->msg;
     for (size_t i = m->n_headers; i-- > 0;) {
-        const struct queue_header *h = &m->headers[i];
+        const struct taskexec_header *h = &m->headers[i];
         if (h->name != NULL && strcmp(h->name, TASKEXEC_H_TRACEPARENT) == 0) {
             if (h->len == MODEL_TRACEPARENT_LEN && model_traceparent_valid(h->value, h->len)) {
                 memcpy(r->traceparent, h->value, h->len);
@@ -191,15 +191,15 @@ static void changed(const struct taskexec *te, const struct ids_id *id)
     }
 }
 
-static int claim(struct taskexec__run *r, enum store_claim *ret_claim)
+static int claim(struct taskexec__run *r, enum taskexec_claim *ret_claim)
 {
     struct taskexec *te = r->te;
     for (int i = 0;; i++) {
         struct task t;
-        enum store_claim c = STORE_CLAIM_NOT_FOUND;
+        enum taskexec_claim c = TASKEXEC_CLAIM_NOT_FOUND;
         int rc = te->sops->claim(te->sctx, &r->id, te->worker_id, te->lease_ms, &t, &c);
-        if (rc == STORE_OK) {
-            if (c == STORE_CLAIMED) {
+        if (rc == TASKEXEC_OP_OK) {
+            if (c == TASKEXEC_CLAIMED) {
                 changed(te, &r->id);
                 r->task = t;
                 r->claimed = true;
@@ -211,8 +211,7 @@ static int claim(struct taskexec__run *r, enum store_claim *ret_claim)
             return TASKEXEC_OK;
         }
         log_warn("claim failed, will retry", LOG_S("task_id", r->id_text),
-                 LOG_S("traceparent", r->traceparent), LOG_S("error", store_strerror(rc)),
-                 LOG_I("try", i + 1));
+                 LOG_S("traceparent", r->traceparent), LOG_I("try", i + 1));
         if (taskexec__dep_pause(r, i) < 0) {
             return TASKEXEC_EAGAIN;
         }
@@ -221,41 +220,40 @@ static int claim(struct taskexec__run *r, enum store_claim *ret_claim)
 
 /* Records the attempt's end, retrying while the store is down.  *ret_stale is set
  * when a newer attempt owns the task. */
-static int finish(struct taskexec__run *r, const struct store_finish *fin, bool once,
+static int finish(struct taskexec__run *r, const struct taskexec_finish *fin, bool once,
                   bool *ret_stale)
 {
     struct taskexec *te = r->te;
-    struct store_finish slim;
+    struct taskexec_finish slim;
     for (int i = 0;; i++) {
         int rc = te->sops->finish(te->sctx, &r->id, r->task.attempts, fin);
-        if (rc == STORE_EINVAL && fin != &slim) {
+        if (rc == TASKEXEC_OP_REFUSED && fin != &slim) {
             /* the database refused a value of this outcome (a result or error it
              * cannot hold): record the status without them instead of retrying
              * the same refusal for ever */
             log_warn("outcome refused by the database; recorded without its values",
                      LOG_S("task_id", r->id_text), LOG_S("traceparent", r->traceparent));
-            slim = (struct store_finish){.status = fin->status,
-                                         .outcome = fin->outcome,
-                                         .error = "the database refused this outcome's values",
-                                         .run_at = fin->run_at};
+            slim = (struct taskexec_finish){.status = fin->status,
+                                            .outcome = fin->outcome,
+                                            .error = "the database refused this outcome's values",
+                                            .run_at = fin->run_at};
             fin = &slim;
             continue;
         }
-        if (rc == STORE_OK || rc == STORE_ESTALE || rc == STORE_ENOTFOUND) {
-            if (rc == STORE_OK) {
+        if (rc == TASKEXEC_OP_OK || rc == TASKEXEC_OP_STALE) {
+            if (rc == TASKEXEC_OP_OK) {
                 changed(te, &r->id);
             }
-            *ret_stale = rc != STORE_OK;
-            if (rc != STORE_OK) {
+            *ret_stale = rc != TASKEXEC_OP_OK;
+            if (rc != TASKEXEC_OP_OK) {
                 log_warn("attempt superseded: a newer attempt owns the task",
                          LOG_S("task_id", r->id_text), LOG_S("traceparent", r->traceparent),
-                         LOG_I("attempt", r->task.attempts), LOG_S("error", store_strerror(rc)));
+                         LOG_I("attempt", r->task.attempts));
             }
             return TASKEXEC_OK;
         }
         log_warn("finish failed, will retry", LOG_S("task_id", r->id_text),
-                 LOG_S("traceparent", r->traceparent), LOG_S("error", store_strerror(rc)),
-                 LOG_I("try", i + 1));
+                 LOG_S("traceparent", r->traceparent), LOG_I("try", i + 1));
         if (once || taskexec__dep_pause(r, i) < 0) {
             return TASKEXEC_EAGAIN;
         }
@@ -346,17 +344,17 @@ static int run_handler(struct taskexec__run *r, struct handler_out *out)
     return st;
 }
 
-static enum store_outcome store_outcome_of(int st)
+static enum taskexec_attempt attempt_of(int st)
 {
     switch (st) {
     case HANDLER_OK:
-        return STORE_OUTCOME_SUCCEEDED;
+        return TASKEXEC_ATTEMPT_SUCCEEDED;
     case HANDLER_PERMANENT:
-        return STORE_OUTCOME_PERMANENT;
+        return TASKEXEC_ATTEMPT_PERMANENT;
     case HANDLER_TIMEOUT:
-        return STORE_OUTCOME_TIMEOUT;
+        return TASKEXEC_ATTEMPT_TIMEOUT;
     default:
-        return STORE_OUTCOME_FAILED;
+        return TASKEXEC_ATTEMPT_FAILED;
     }
 }
 
@@ -364,9 +362,9 @@ static enum store_outcome store_outcome_of(int st)
  * row due now, and let the message be delivered again (no retry record). */
 static int hand_back(struct taskexec__run *r)
 {
-    struct store_finish fin = {
+    struct taskexec_finish fin = {
         .status = TASK_RETRYING,
-        .outcome = STORE_OUTCOME_FAILED,
+        .outcome = TASKEXEC_ATTEMPT_FAILED,
         .error = "worker shutting down: attempt handed back",
         .run_at = model_now_us(),
     };
@@ -388,8 +386,7 @@ static int route_dead(struct taskexec__run *r, int st, const char *error,
     if (rc < 0) {
         return rc;
     }
-    struct store_finish fin = {
-        .status = TASK_DEAD, .outcome = store_outcome_of(st), .error = error};
+    struct taskexec_finish fin = {.status = TASK_DEAD, .outcome = attempt_of(st), .error = error};
     bool stale = false;
     rc = finish(r, &fin, false, &stale);
     if (rc < 0) {
@@ -410,9 +407,9 @@ static int route_retry(struct taskexec__run *r, int st, const char *error,
 {
     int64_t delay_ms = backoff_full_jitter_ms(&r->te->backoff, r->task.attempts, backoff_random());
     int64_t not_before_ms = taskexec__unix_ms() + delay_ms;
-    struct store_finish fin = {
+    struct taskexec_finish fin = {
         .status = TASK_RETRYING,
-        .outcome = store_outcome_of(st),
+        .outcome = attempt_of(st),
         .error = error,
         .run_at = model_now_us() + delay_ms * 1000,
     };
@@ -441,8 +438,8 @@ static int route_retry(struct taskexec__run *r, int st, const char *error,
 static int route_success(struct taskexec__run *r, const char *result,
                          enum taskexec_outcome *ret_outcome)
 {
-    struct store_finish fin = {
-        .status = TASK_SUCCEEDED, .outcome = STORE_OUTCOME_SUCCEEDED, .result = result};
+    struct taskexec_finish fin = {
+        .status = TASK_SUCCEEDED, .outcome = TASKEXEC_ATTEMPT_SUCCEEDED, .result = result};
     bool stale = false;
     int rc = finish(r, &fin, false, &stale);
     if (rc < 0) {
@@ -483,10 +480,10 @@ static int execute(struct taskexec__run *r, enum taskexec_outcome *ret_outcome)
 }
 
 /* The claim found nothing for us to run. */
-static int not_claimed(struct taskexec__run *r, enum store_claim c,
+static int not_claimed(struct taskexec__run *r, enum taskexec_claim c,
                        enum taskexec_outcome *ret_outcome)
 {
-    if (c == STORE_CLAIM_LEASED) {
+    if (c == TASKEXEC_CLAIM_LEASED) {
         /* RUNNING under a live lease: its owner may be dead, so look again once the
          * lease can have run out instead of dropping the message */
         int rc = taskexec__publish_retry(r, taskexec__unix_ms() + r->te->lease_ms, NULL);
@@ -499,8 +496,8 @@ static int not_claimed(struct taskexec__run *r, enum store_claim c,
         *ret_outcome = TASKEXEC_DEFERRED;
         return TASKEXEC_OK;
     }
-    log_info(c == STORE_CLAIM_DONE ? "task skipped: already finished or canceled"
-                                   : "task skipped: no such task",
+    log_info(c == TASKEXEC_CLAIM_DONE ? "task skipped: already finished or canceled"
+                                      : "task skipped: no such task",
              LOG_S("task_id", r->id_text), LOG_S("traceparent", r->traceparent));
     *ret_outcome = TASKEXEC_SKIPPED;
     return TASKEXEC_OK;
@@ -586,7 +583,7 @@ int taskexec_run(struct taskexec *te, const struct taskexec_msg *msg, atomic_boo
         rc = rc > 0 ? TASKEXEC_OK : rc;
         goto out;
     }
-    enum store_claim c = STORE_CLAIM_NOT_FOUND;
+    enum taskexec_claim c = TASKEXEC_CLAIM_NOT_FOUND;
     rc = claim(&r, &c);
     if (rc < 0) {
         goto out;

@@ -69,33 +69,85 @@ static void finish_flush(void *ctx, void *const *items, size_t n)
     }
 }
 
+/* The store's answers in taskexec's words (taskexec.h: enum taskexec_op). */
+static int op_of(int store_rc)
+{
+    switch (store_rc) {
+    case STORE_OK:
+        return TASKEXEC_OP_OK;
+    case STORE_ESTALE:
+    case STORE_ENOTFOUND:
+        return TASKEXEC_OP_STALE;
+    case STORE_EINVAL:
+        return TASKEXEC_OP_REFUSED;
+    default:
+        return TASKEXEC_OP_FAILED;
+    }
+}
+
+static enum taskexec_claim claim_of(enum store_claim c)
+{
+    switch (c) {
+    case STORE_CLAIMED:
+        return TASKEXEC_CLAIMED;
+    case STORE_CLAIM_DONE:
+        return TASKEXEC_CLAIM_DONE;
+    case STORE_CLAIM_LEASED:
+        return TASKEXEC_CLAIM_LEASED;
+    case STORE_CLAIM_NOT_FOUND:
+    default:
+        return TASKEXEC_CLAIM_NOT_FOUND;
+    }
+}
+
+static enum store_outcome outcome_of(enum taskexec_attempt a)
+{
+    switch (a) {
+    case TASKEXEC_ATTEMPT_SUCCEEDED:
+        return STORE_OUTCOME_SUCCEEDED;
+    case TASKEXEC_ATTEMPT_TIMEOUT:
+        return STORE_OUTCOME_TIMEOUT;
+    case TASKEXEC_ATTEMPT_PERMANENT:
+        return STORE_OUTCOME_PERMANENT;
+    case TASKEXEC_ATTEMPT_FAILED:
+    default:
+        return STORE_OUTCOME_FAILED;
+    }
+}
+
 static int claim_op(void *ctx, const struct ids_id *id, const char *worker_id, int lease_ms,
-                    struct task *ret_task, enum store_claim *ret_claim)
+                    struct task *ret_task, enum taskexec_claim *ret_claim)
 {
     struct worker_commit *wc = ctx;
     struct claim_req q = {.worker_id = worker_id, .lease_ms = lease_ms, .row = {.id = *id}};
     if (batcher_run(wc->claims, &q) < 0) {
-        return STORE_EDB;
+        return TASKEXEC_OP_FAILED;
     }
     if (q.row.rc != STORE_OK) {
-        return q.row.rc;
+        return TASKEXEC_OP_FAILED; /* a claim is tried again, whatever went wrong */
     }
     if (q.row.claim == STORE_CLAIMED) {
         *ret_task = q.row.task;
     }
-    *ret_claim = q.row.claim;
-    return STORE_OK;
+    *ret_claim = claim_of(q.row.claim);
+    return TASKEXEC_OP_OK;
 }
 
 static int finish_op(void *ctx, const struct ids_id *id, int attempt,
-                     const struct store_finish *fin)
+                     const struct taskexec_finish *fin)
 {
     struct worker_commit *wc = ctx;
-    struct finish_req q = {.row = {.id = *id, .attempt = attempt, .fin = *fin}};
+    struct finish_req q = {.row = {.id = *id,
+                                   .attempt = attempt,
+                                   .fin = {.status = fin->status,
+                                           .outcome = outcome_of(fin->outcome),
+                                           .result = fin->result,
+                                           .error = fin->error,
+                                           .run_at = fin->run_at}}};
     if (batcher_run(wc->finishes, &q) < 0) {
-        return STORE_EDB;
+        return TASKEXEC_OP_FAILED;
     }
-    return q.row.rc;
+    return op_of(q.row.rc);
 }
 
 const struct taskexec_store_ops worker__commit_ops = {.claim = claim_op, .finish = finish_op};

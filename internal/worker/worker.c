@@ -22,10 +22,11 @@
 #define DISPATCH_VERSION "dev"
 #endif
 
-#define READY_TIMEOUT_MS 5000
-#define DEP_RETRY_MAX_MS 5000
-#define HTTP_CONNECT_MS  10000
-#define PROG_DEFAULT     "dispatch-worker"
+#define READY_TIMEOUT_MS    5000
+#define DEP_RETRY_MAX_MS    5000
+#define HTTP_CONNECT_MS     10000
+#define PROG_DEFAULT        "dispatch-worker"
+#define MAX_PUBLISH_HEADERS 128
 
 static volatile sig_atomic_t stop_flag;
 
@@ -51,10 +52,23 @@ static int install_signals(void)
 /* The ops tables: taskexec's view of the store (worker__commit_ops, commit.c: the
  * group-commit batchers) and of the producer. */
 static int publish_op(void *ctx, const char *topic, const void *key, size_t key_len,
-                      const void *value, size_t len, const struct queue_header *headers,
+                      const void *value, size_t len, const struct taskexec_header *headers,
                       size_t n_headers)
 {
-    return queue_produce_sync(ctx, topic, key, key_len, value, len, headers, n_headers);
+    struct queue_header qh[MAX_PUBLISH_HEADERS];
+    if (n_headers > MAX_PUBLISH_HEADERS) {
+        return TASKEXEC_OP_FAILED; /* taskexec sends at most 72 */
+    }
+    for (size_t i = 0; i < n_headers; i++) {
+        qh[i] = (struct queue_header){
+            .name = headers[i].name, .value = headers[i].value, .len = headers[i].len};
+    }
+    int rc = queue_produce_sync(ctx, topic, key, key_len, value, len, qh, n_headers);
+    if (rc != QUEUE_OK) {
+        log_warn("publish failed", LOG_S("topic", topic), LOG_S("error", queue_strerror(rc)));
+        return TASKEXEC_OP_FAILED;
+    }
+    return TASKEXEC_OP_OK;
 }
 
 static const struct taskexec_queue_ops queue_ops = {.publish_sync = publish_op};

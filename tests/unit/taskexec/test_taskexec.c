@@ -36,15 +36,15 @@ struct pub {
 
 struct fake {
     /* store */
-    int claim_rcs[4]; /* returned in turn, then STORE_OK */
+    int claim_rcs[4]; /* returned in turn, then TASKEXEC_OP_OK */
     int n_claim_rcs, claims;
-    enum store_claim claim;
+    enum taskexec_claim claim;
     char type[32];
     const char *payload;
     int attempts, max_attempts;
     int finish_rcs[4];
     int n_finish_rcs, finishes;
-    struct store_finish fin; /* last one; strings copied below */
+    struct taskexec_finish fin; /* last one; strings copied below */
     char fin_error[256], fin_result[256];
     int fin_attempt;
     /* queue */
@@ -69,18 +69,18 @@ static void note(struct fake *f, char c)
 }
 
 static int fake_claim(void *ctx, const struct ids_id *id, const char *worker_id, int lease_ms,
-                      struct task *ret_task, enum store_claim *ret_claim)
+                      struct task *ret_task, enum taskexec_claim *ret_claim)
 {
     struct fake *f = ctx;
     (void)worker_id;
     (void)lease_ms;
     note(f, 'c');
     int i = f->claims++;
-    if (i < f->n_claim_rcs && f->claim_rcs[i] != STORE_OK) {
+    if (i < f->n_claim_rcs && f->claim_rcs[i] != TASKEXEC_OP_OK) {
         return f->claim_rcs[i];
     }
     *ret_claim = f->claim;
-    if (f->claim == STORE_CLAIMED) {
+    if (f->claim == TASKEXEC_CLAIMED) {
         struct task t;
         memset(&t, 0, sizeof t);
         t.id = *id;
@@ -92,11 +92,11 @@ static int fake_claim(void *ctx, const struct ids_id *id, const char *worker_id,
         assert_non_null(t.payload);
         *ret_task = t;
     }
-    return STORE_OK;
+    return TASKEXEC_OP_OK;
 }
 
 static int fake_finish(void *ctx, const struct ids_id *id, int attempt,
-                       const struct store_finish *fin)
+                       const struct taskexec_finish *fin)
 {
     struct fake *f = ctx;
     (void)id;
@@ -106,11 +106,11 @@ static int fake_finish(void *ctx, const struct ids_id *id, int attempt,
     f->fin_attempt = attempt;
     snprintf(f->fin_error, sizeof f->fin_error, "%s", fin->error ? fin->error : "");
     snprintf(f->fin_result, sizeof f->fin_result, "%s", fin->result ? fin->result : "");
-    return i < f->n_finish_rcs ? f->finish_rcs[i] : STORE_OK;
+    return i < f->n_finish_rcs ? f->finish_rcs[i] : TASKEXEC_OP_OK;
 }
 
 static int fake_publish(void *ctx, const char *topic, const void *key, size_t key_len,
-                        const void *value, size_t len, const struct queue_header *headers,
+                        const void *value, size_t len, const struct taskexec_header *headers,
                         size_t n_headers)
 {
     struct fake *f = ctx;
@@ -170,7 +170,7 @@ static int setup(void **state)
     if (f == NULL || handler_registry_new(&f->reg) < 0 || handler_register_builtins(f->reg) < 0) {
         return -1;
     }
-    f->claim = STORE_CLAIMED;
+    f->claim = TASKEXEC_CLAIMED;
     snprintf(f->type, sizeof f->type, "noop");
     f->payload = "{}";
     f->attempts = 1;
@@ -204,7 +204,7 @@ static int teardown(void **state)
 /* Runs one message with the given value and a traceparent + custom header. */
 static int run_value(struct fake *f, const char *value, enum taskexec_outcome *out)
 {
-    struct queue_header headers[] = {
+    struct taskexec_header headers[] = {
         {"traceparent", TRACEP, strlen(TRACEP)},
         {"x-custom", "keep-me", 7},
         {"x-first-failure", "1700000000000", 13},
@@ -240,7 +240,7 @@ static void test_success(void **state)
     assert_int_equal(out, TASKEXEC_SUCCEEDED);
     assert_string_equal(f->seq, "cf");
     assert_int_equal(f->fin.status, TASK_SUCCEEDED);
-    assert_int_equal(f->fin.outcome, STORE_OUTCOME_SUCCEEDED);
+    assert_int_equal(f->fin.outcome, TASKEXEC_ATTEMPT_SUCCEEDED);
     assert_int_equal(f->fin_attempt, 1);
     assert_string_equal(f->fin_result, "{\"hello\":\"world\"}");
     assert_int_equal(f->n_pubs, 0);
@@ -249,7 +249,7 @@ static void test_success(void **state)
 static void test_success_stale(void **state)
 {
     struct fake *f = *state;
-    f->finish_rcs[0] = STORE_ESTALE;
+    f->finish_rcs[0] = TASKEXEC_OP_STALE;
     f->n_finish_rcs = 1;
     enum taskexec_outcome out = TASKEXEC_DEAD;
     assert_int_equal(run_task(f, &out), 0);
@@ -271,7 +271,7 @@ static void test_retry(void **state)
     assert_int_equal(out, TASKEXEC_RETRIED);
     assert_string_equal(f->seq, "cfp"); /* the row first, then the retry record */
     assert_int_equal(f->fin.status, TASK_RETRYING);
-    assert_int_equal(f->fin.outcome, STORE_OUTCOME_FAILED);
+    assert_int_equal(f->fin.outcome, TASKEXEC_ATTEMPT_FAILED);
     assert_non_null(strstr(f->fin_error, "injected failure"));
     assert_true(f->fin.run_at >= before * 1000);
     assert_true(f->fin.run_at <= (after + 2000) * 1000 + 1000); /* ceiling of retry 2: 2 s */
@@ -294,7 +294,7 @@ static void test_retry_fenced(void **state)
 {
     struct fake *f = *state;
     snprintf(f->type, sizeof f->type, "fail");
-    f->finish_rcs[0] = STORE_ESTALE;
+    f->finish_rcs[0] = TASKEXEC_OP_STALE;
     f->n_finish_rcs = 1;
     enum taskexec_outcome out = TASKEXEC_DEAD;
     assert_int_equal(run_task(f, &out), 0);
@@ -330,7 +330,7 @@ static void test_exhausted(void **state)
     assert_int_equal(run_task(f, &out), 0);
     assert_int_equal(out, TASKEXEC_DEAD);
     check_dlq(f, "injected failure");
-    assert_int_equal(f->fin.outcome, STORE_OUTCOME_FAILED);
+    assert_int_equal(f->fin.outcome, TASKEXEC_ATTEMPT_FAILED);
     assert_string_equal(hdr(&f->pubs[0], "x-attempts"), "3");
 }
 
@@ -343,7 +343,7 @@ static void test_permanent(void **state)
     assert_int_equal(run_task(f, &out), 0);
     assert_int_equal(out, TASKEXEC_DEAD);
     check_dlq(f, "injected failure");
-    assert_int_equal(f->fin.outcome, STORE_OUTCOME_PERMANENT);
+    assert_int_equal(f->fin.outcome, TASKEXEC_ATTEMPT_PERMANENT);
     assert_string_equal(hdr(&f->pubs[0], "x-attempts"), "1");
 }
 
@@ -355,7 +355,7 @@ static void test_unknown_type(void **state)
     assert_int_equal(run_task(f, &out), 0);
     assert_int_equal(out, TASKEXEC_DEAD);
     check_dlq(f, "unknown task type: no.such-type");
-    assert_int_equal(f->fin.outcome, STORE_OUTCOME_PERMANENT);
+    assert_int_equal(f->fin.outcome, TASKEXEC_ATTEMPT_PERMANENT);
 }
 
 static void test_timeout_retries(void **state)
@@ -366,13 +366,13 @@ static void test_timeout_retries(void **state)
     enum taskexec_outcome out = TASKEXEC_DEAD;
     assert_int_equal(run_task(f, &out), 0);
     assert_int_equal(out, TASKEXEC_RETRIED);
-    assert_int_equal(f->fin.outcome, STORE_OUTCOME_TIMEOUT);
+    assert_int_equal(f->fin.outcome, TASKEXEC_ATTEMPT_TIMEOUT);
 }
 
 static void test_skips(void **state)
 {
     struct fake *f = *state;
-    enum store_claim cases[] = {STORE_CLAIM_DONE, STORE_CLAIM_NOT_FOUND};
+    enum taskexec_claim cases[] = {TASKEXEC_CLAIM_DONE, TASKEXEC_CLAIM_NOT_FOUND};
     for (size_t i = 0; i < 2; i++) {
         f->claim = cases[i];
         f->n_seq = 0;
@@ -388,7 +388,7 @@ static void test_skips(void **state)
 static void test_leased_deferred(void **state)
 {
     struct fake *f = *state;
-    f->claim = STORE_CLAIM_LEASED;
+    f->claim = TASKEXEC_CLAIM_LEASED;
     long long before = now_unix_ms();
     enum taskexec_outcome out = TASKEXEC_DEAD;
     assert_int_equal(run_task(f, &out), 0);
@@ -423,10 +423,10 @@ static void test_malformed(void **state)
 static void test_store_outage_recovers(void **state)
 {
     struct fake *f = *state;
-    f->claim_rcs[0] = STORE_EDB;
-    f->claim_rcs[1] = STORE_EDB;
+    f->claim_rcs[0] = TASKEXEC_OP_FAILED;
+    f->claim_rcs[1] = TASKEXEC_OP_FAILED;
     f->n_claim_rcs = 2;
-    f->finish_rcs[0] = STORE_EDB;
+    f->finish_rcs[0] = TASKEXEC_OP_FAILED;
     f->n_finish_rcs = 1;
     enum taskexec_outcome out = TASKEXEC_DEAD;
     assert_int_equal(run_task(f, &out), 0);
@@ -438,7 +438,7 @@ static void test_outage_with_cancel_gives_up(void **state)
 {
     struct fake *f = *state;
     for (int i = 0; i < 4; i++) {
-        f->claim_rcs[i] = STORE_EDB;
+        f->claim_rcs[i] = TASKEXEC_OP_FAILED;
     }
     f->n_claim_rcs = 4;
     atomic_store(&f->cancel, true);
@@ -453,8 +453,8 @@ static void test_publish_outage(void **state)
     struct fake *f = *state;
     snprintf(f->type, sizeof f->type, "fail");
     f->attempts = 3;
-    f->pub_rcs[0] = QUEUE_ETIMEDOUT;
-    f->pub_rcs[1] = QUEUE_EKAFKA;
+    f->pub_rcs[0] = TASKEXEC_OP_FAILED;
+    f->pub_rcs[1] = TASKEXEC_OP_FAILED;
     f->n_pub_rcs = 2;
     enum taskexec_outcome out = TASKEXEC_SUCCEEDED;
     assert_int_equal(run_task(f, &out), 0);
@@ -576,7 +576,7 @@ static void test_run_at_delayed_once_is_due(void **state)
     task_msg(value, sizeof value, &in);
     char nb[24];
     snprintf(nb, sizeof nb, "%lld", run_at_ms_of(value));
-    struct queue_header headers[] = {{"x-not-before", nb, strlen(nb)}};
+    struct taskexec_header headers[] = {{"x-not-before", nb, strlen(nb)}};
     struct taskexec_msg m = {
         .topic = "t.retry",
         .value = value,
@@ -602,7 +602,7 @@ static void test_run_at_publish_outage_with_cancel(void **state)
     char value[256];
     long long in = 10000;
     task_msg(value, sizeof value, &in);
-    f->pub_rcs[0] = QUEUE_ETIMEDOUT;
+    f->pub_rcs[0] = TASKEXEC_OP_FAILED;
     f->n_pub_rcs = 1;
     atomic_store(&f->cancel, true);
     enum taskexec_outcome out = TASKEXEC_DEAD;
@@ -736,7 +736,7 @@ static void test_notify(void **state)
     assert_int_equal(ids_parse(TASK_ID, strlen(TASK_ID), &id), 0);
     assert_true(ids_equal(&told.last, &id));
     f->finishes = 0;
-    f->finish_rcs[0] = STORE_ESTALE;
+    f->finish_rcs[0] = TASKEXEC_OP_STALE;
     f->n_finish_rcs = 1;
     assert_int_equal(run_task(f, &out), 0);
     assert_int_equal(out, TASKEXEC_SKIPPED);
@@ -763,7 +763,7 @@ static void test_refused_outcome_recorded_without_values(void **state)
     struct fake *f = *state;
     snprintf(f->type, sizeof f->type, "echo");
     f->payload = "{\"big\":1}";
-    f->finish_rcs[0] = STORE_EINVAL;
+    f->finish_rcs[0] = TASKEXEC_OP_REFUSED;
     f->n_finish_rcs = 1;
     enum taskexec_outcome out = TASKEXEC_DEAD;
     assert_int_equal(run_task(f, &out), TASKEXEC_OK);
@@ -801,7 +801,7 @@ static int hold_handler(void *arg, const struct handler_ctx *ctx, struct handler
 
 /* A thread-safe store for the gate tests: every claim gets a "hold" task. */
 static int gate_claim(void *ctx, const struct ids_id *id, const char *worker_id, int lease_ms,
-                      struct task *ret_task, enum store_claim *ret_claim)
+                      struct task *ret_task, enum taskexec_claim *ret_claim)
 {
     (void)ctx;
     (void)worker_id;
@@ -816,18 +816,18 @@ static int gate_claim(void *ctx, const struct ids_id *id, const char *worker_id,
     t.payload = strdup("{}");
     assert_non_null(t.payload);
     *ret_task = t;
-    *ret_claim = STORE_CLAIMED;
-    return STORE_OK;
+    *ret_claim = TASKEXEC_CLAIMED;
+    return TASKEXEC_OP_OK;
 }
 
 static int gate_finish(void *ctx, const struct ids_id *id, int attempt,
-                       const struct store_finish *fin)
+                       const struct taskexec_finish *fin)
 {
     (void)ctx;
     (void)id;
     (void)attempt;
     (void)fin;
-    return STORE_OK;
+    return TASKEXEC_OP_OK;
 }
 
 static const struct taskexec_store_ops gate_store_ops = {gate_claim, gate_finish};
