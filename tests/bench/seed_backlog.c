@@ -47,13 +47,12 @@ static int seed(struct store *s, struct queue_producer *p, const char *topic, lo
     const struct task *pt[CHUNK];
     for (long done = 0; done < n;) {
         size_t k = (size_t)(n - done < CHUNK ? n - done : CHUNK);
+        memset(t, 0, sizeof t);
         for (size_t i = 0; i < k; i++) {
-            memset(&t[i], 0, sizeof t[i]);
-            if (ids_new_v7(&t[i].id) < 0) {
-                for (size_t j = 0; j < i; j++)
-                    model_task_release(&t[j]);
-                return -1;
-            }
+            if (ids_new_v7(&t[i].id) < 0)
+                return -1; /* before anything of the chunk is allocated */
+        }
+        for (size_t i = 0; i < k; i++) {
             snprintf(t[i].type, sizeof t[i].type, "noop");
             t[i].status = TASK_QUEUED;
             t[i].max_attempts = 5;
