@@ -2,7 +2,7 @@
  *
  * The polling thread (the caller of runner_run) owns the consumer.  It polls, tracks
  * every delivered offset per partition (pkg/watermark), and hands messages to
- * `concurrency` pool threads through a queue of `queue_size` slots; each pool thread
+ * `concurrency` pool threads (pkg/jobpool) through a queue of `queue_size` slots; each pool thread
  * runs taskexec_run() and hands the message back.  Only the contiguous watermark of
  * finished messages is ever stored, so a partition's offset never passes a message
  * that is not done (at-least-once, whatever order the pool finishes in).
