@@ -121,6 +121,11 @@ struct store_finish {
 int store_task_finish(struct store *s, const struct ids_id *id, int attempt,
                       const struct store_finish *fin);
 
+/* Renews the lease of attempt `attempt` (as a claim sets it: now + the larger of
+ * lease_ms and the task's timeout + 5 s), fenced like a finish: STORE_ESTALE when
+ * a newer attempt owns the task or it is no longer RUNNING. */
+int store_task_extend_lease(struct store *s, const struct ids_id *id, int attempt, int lease_ms);
+
 /* --- group commit: many claims or finishes in one transaction (batch.c) ----
  *
  * The same transitions, guards and attempt records as store_task_claim and

@@ -38,6 +38,7 @@ enum store__stmt {
     STMT_DLQ_DELETE,
     STMT_BATCH_LOCK, /* batch.c from here */
     STMT_BATCH_GET,
+    STMT_TASK_EXTEND, /* claim.c */
     STMT_COUNT
 };
 

@@ -82,6 +82,7 @@ int taskexec_new(const struct taskexec_config *cfg, const struct taskexec_store_
     te->qctx = queue_ctx;
     te->reg = reg;
     te->max_running = cfg->max_running > 0 ? cfg->max_running : 0;
+    te->extend_after_ms = cfg->extend_after_ms > 0 ? cfg->extend_after_ms : 1000;
     if (pthread_mutex_init(&te->gate_mu, NULL) != 0) {
         goto out_gate;
     }
@@ -260,13 +261,23 @@ static int finish(struct taskexec__run *r, const struct taskexec_finish *fin, bo
     }
 }
 
-/* Waits for a free handler slot (max_running); false when cancel was set first. */
-static bool gate_enter(struct taskexec__run *r)
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for a free handler slot (max_running); false when cancel was set first.
+ * *ret_waited_ms: how long it waited. */
+static bool gate_enter(struct taskexec__run *r, int64_t *ret_waited_ms)
 {
     struct taskexec *te = r->te;
+    *ret_waited_ms = 0;
     if (te->max_running == 0) {
         return true;
     }
+    int64_t t0 = mono_ms();
     pthread_mutex_lock(&te->gate_mu);
     while (te->running >= te->max_running && !canceled(r)) {
         struct timespec ts;
@@ -283,7 +294,31 @@ static bool gate_enter(struct taskexec__run *r)
         te->running++;
     }
     pthread_mutex_unlock(&te->gate_mu);
+    *ret_waited_ms = mono_ms() - t0;
     return in;
+}
+
+/* The wait for a slot ate into the lease: renew it (fenced).  false when a newer
+ * attempt owns the task; a failed renewal (store down) runs it anyway, on the lease
+ * it has. */
+static bool renew_lease(struct taskexec__run *r)
+{
+    const struct taskexec *te = r->te;
+    if (te->sops->extend == NULL) {
+        return true;
+    }
+    int rc = te->sops->extend(te->sctx, &r->id, r->task.attempts, te->lease_ms);
+    if (rc == TASKEXEC_OP_STALE) {
+        log_warn("attempt superseded while waiting for a handler slot: not run",
+                 LOG_S("task_id", r->id_text), LOG_S("traceparent", r->traceparent),
+                 LOG_I("attempt", r->task.attempts));
+        return false;
+    }
+    if (rc != TASKEXEC_OP_OK) {
+        log_warn("lease not renewed; running on the lease the claim gave",
+                 LOG_S("task_id", r->id_text), LOG_S("traceparent", r->traceparent));
+    }
+    return true;
 }
 
 static void gate_leave(struct taskexec *te)
@@ -309,8 +344,14 @@ static int run_handler(struct taskexec__run *r, struct handler_out *out)
         out->error = strdup(msg);
         return HANDLER_PERMANENT;
     }
-    if (!gate_enter(r)) {
+    int64_t waited_ms = 0;
+    if (!gate_enter(r, &waited_ms)) {
         return HANDLER_RETRY; /* canceled while waiting: execute() hands it back */
+    }
+    if (waited_ms >= r->te->extend_after_ms && !renew_lease(r)) {
+        gate_leave(r->te);
+        r->superseded = true; /* a newer attempt owns it: not ours to run */
+        return HANDLER_RETRY;
     }
     int timeout = r->task.timeout_ms > 0 ? r->task.timeout_ms : r->te->default_timeout_ms;
     const char *payload = r->task.payload != NULL ? r->task.payload : "null";
@@ -458,7 +499,10 @@ static int execute(struct taskexec__run *r, enum taskexec_outcome *ret_outcome)
     struct handler_out out = {NULL, NULL};
     int st = run_handler(r, &out);
     int rc;
-    if (st == HANDLER_OK) {
+    if (r->superseded) {
+        *ret_outcome = TASKEXEC_SKIPPED;
+        rc = TASKEXEC_OK;
+    } else if (st == HANDLER_OK) {
         rc = route_success(r, out.result, ret_outcome);
     } else if (canceled(r)) {
         rc = hand_back(r);

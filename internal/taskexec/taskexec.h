@@ -116,6 +116,9 @@ struct taskexec_store_ops {
                  struct task *ret_task, enum taskexec_claim *ret_claim);
     int (*finish)(void *ctx, const struct ids_id *id, int attempt,
                   const struct taskexec_finish *fin);
+    /* Renews the lease of a claimed attempt, fenced like finish (TASKEXEC_OP_STALE
+     * when a newer attempt owns the task).  May be NULL: leases are never renewed. */
+    int (*extend)(void *ctx, const struct ids_id *id, int attempt, int lease_ms);
 };
 
 /* Told after each successful status write (claim, finish): the worker wires it to
@@ -147,7 +150,13 @@ struct taskexec_config {
     int max_running;               /* handlers running at once, whatever the number of
                                     * threads in taskexec_run (the others wait in
                                     * claims and finishes, which the store ops may
-                                    * batch); 0: no limit */
+                                    * batch); 0: no limit.  A claimed task that
+                                    * waited for a slot longer than extend_after_ms
+                                    * has its lease renewed before its handler starts
+                                    * (store ops' extend), so the wait never eats the
+                                    * lease its run is owed; a task whose attempt
+                                    * moved on meanwhile is skipped, not run */
+    int extend_after_ms;           /* 0: 1000 */
     struct metrics *metrics;       /* borrowed, outlives te; NULL counts nothing */
     const struct taskexec_notify_ops *notify; /* borrowed; NULL: nobody is told */
     void *notify_ctx;

@@ -25,6 +25,7 @@ struct taskexec {
     const struct handler_registry *reg;
     /* the handler gate (max_running > 0) */
     int max_running;
+    int extend_after_ms;
     int running; /* guarded by gate_mu */
     pthread_mutex_t gate_mu;
     pthread_cond_t gate_cv;
@@ -43,6 +44,7 @@ struct taskexec__run {
     int64_t run_at_us;                           /* the message's "run_at", 0 when none */
     struct task task;                            /* valid once claimed */
     bool claimed;
+    bool superseded;  /* its lease renewal found a newer attempt: not run */
     double handler_s; /* the handler's run time, < 0 until it ran */
 };
 

@@ -150,7 +150,15 @@ static int finish_op(void *ctx, const struct ids_id *id, int attempt,
     return op_of(q.row.rc);
 }
 
-const struct taskexec_store_ops worker__commit_ops = {.claim = claim_op, .finish = finish_op};
+/* Rare (a claimed task waited for a handler slot): one statement of its own. */
+static int extend_op(void *ctx, const struct ids_id *id, int attempt, int lease_ms)
+{
+    struct worker_commit *wc = ctx;
+    return op_of(store_task_extend_lease(wc->store, id, attempt, lease_ms));
+}
+
+const struct taskexec_store_ops worker__commit_ops = {
+    .claim = claim_op, .finish = finish_op, .extend = extend_op};
 
 int worker__commit_new(const struct worker_commit_config *cfg, struct store *store,
                        struct worker_commit **ret_wc)

@@ -310,6 +310,28 @@ static void test_full_batch_and_bad_arguments(void **state)
     free(f);
 }
 
+/* A renewed lease keeps another worker out; a stale attempt cannot renew it. */
+static void test_extend_lease(void **state)
+{
+    struct ids_id ids[1];
+    (void)state;
+    insert_tasks(ids, 1);
+    struct store_claim_row c = {.id = ids[0]};
+    assert_int_equal(store_task_claim_batch(store, "w1", 0, &c, 1), STORE_OK);
+    assert_int_equal(c.claim, STORE_CLAIMED);
+    model_task_release(&c.task);
+    assert_int_equal(store_task_extend_lease(store, &ids[0], 2, 30000), STORE_ESTALE);
+    assert_int_equal(store_task_extend_lease(store, &ids[0], 1, 30000), STORE_OK);
+    struct store_claim_row other = {.id = ids[0]};
+    assert_int_equal(store_task_claim_batch(store, "w2", 30000, &other, 1), STORE_OK);
+    assert_int_equal(other.claim, STORE_CLAIM_LEASED); /* without the renewal: CLAIMED */
+    struct store_finish_row f = {
+        .id = ids[0], .attempt = 1, .fin = {.status = TASK_SUCCEEDED, .result = "1"}};
+    assert_int_equal(store_task_finish_batch(store, &f, 1), STORE_OK);
+    assert_int_equal(f.rc, STORE_OK);
+    assert_int_equal(store_task_extend_lease(store, &ids[0], 1, 30000), STORE_ESTALE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -318,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_refused_row_is_split_out),
         cmocka_unit_test(test_redelivered_batch_after_crash),
         cmocka_unit_test(test_full_batch_and_bad_arguments),
+        cmocka_unit_test(test_extend_lease),
     };
     return cmocka_run_group_tests_name("store_batch", tests, setup, teardown);
 }

@@ -134,7 +134,7 @@ static int fake_publish(void *ctx, const char *topic, const void *key, size_t ke
     return 0;
 }
 
-static const struct taskexec_store_ops store_ops = {fake_claim, fake_finish};
+static const struct taskexec_store_ops store_ops = {fake_claim, fake_finish, NULL};
 static const struct taskexec_queue_ops queue_ops = {fake_publish};
 
 static const char *hdr(const struct pub *p, const char *name)
@@ -830,7 +830,20 @@ static int gate_finish(void *ctx, const struct ids_id *id, int attempt,
     return TASKEXEC_OP_OK;
 }
 
-static const struct taskexec_store_ops gate_store_ops = {gate_claim, gate_finish};
+static atomic_int extends;
+static atomic_int extend_rc; /* what gate_extend answers */
+
+static int gate_extend(void *ctx, const struct ids_id *id, int attempt, int lease_ms)
+{
+    (void)ctx;
+    (void)id;
+    (void)attempt;
+    (void)lease_ms;
+    atomic_fetch_add(&extends, 1);
+    return atomic_load(&extend_rc);
+}
+
+static const struct taskexec_store_ops gate_store_ops = {gate_claim, gate_finish, gate_extend};
 
 struct gate_run {
     struct taskexec *te;
@@ -853,8 +866,11 @@ static struct taskexec *gate_exec(struct gate *g, struct handler_registry **ret_
     struct handler_registry *reg = NULL;
     assert_int_equal(handler_registry_new(&reg), 0);
     assert_int_equal(handler_register(reg, "hold", hold_handler, g), 0);
-    struct taskexec_config cfg = {
-        .worker_id = "w-1", .lease_ms = 30000, .dep_retry_max_ms = 20, .max_running = 1};
+    struct taskexec_config cfg = {.worker_id = "w-1",
+                                  .lease_ms = 30000,
+                                  .dep_retry_max_ms = 20,
+                                  .max_running = 1,
+                                  .extend_after_ms = 10};
     struct taskexec *te = NULL;
     assert_int_equal(taskexec_new(&cfg, &gate_store_ops, NULL, &queue_ops, NULL, reg, &te), 0);
     *ret_reg = reg;
@@ -921,6 +937,61 @@ static void test_gate_cancel_hands_back(void **state)
     handler_registry_free(reg);
 }
 
+/* A claimed task that waited for its slot longer than extend_after_ms has its lease
+ * renewed before it runs; one whose attempt moved on meanwhile is not run. */
+static void run_behind_holder(struct gate *g, struct taskexec *te, struct gate_run *second)
+{
+    struct gate_run first = {.te = te, .rc = -99};
+    atomic_init(&first.cancel, false);
+    pthread_t t1, t2;
+    assert_int_equal(pthread_create(&t1, NULL, gate_thread, &first), 0);
+    wait_inside(g, 1);
+    assert_int_equal(pthread_create(&t2, NULL, gate_thread, second), 0);
+    /* the second waits at the gate: give it more than extend_after_ms there */
+    struct timespec ts = {0, 50 * 1000000L};
+    nanosleep(&ts, NULL);
+    atomic_store(&g->release, true);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    assert_int_equal(first.rc, TASKEXEC_OK);
+}
+
+static void test_gate_wait_renews_lease(void **state)
+{
+    (void)state;
+    struct gate g = {0};
+    struct handler_registry *reg;
+    struct taskexec *te = gate_exec(&g, &reg);
+    atomic_store(&extends, 0);
+    atomic_store(&extend_rc, TASKEXEC_OP_OK);
+    struct gate_run second = {.te = te, .rc = -99};
+    atomic_init(&second.cancel, false);
+    run_behind_holder(&g, te, &second);
+    assert_int_equal(second.rc, TASKEXEC_OK);
+    assert_int_equal(atomic_load(&extends), 1); /* the waiter only */
+    assert_int_equal(atomic_load(&g.runs), 2);
+    taskexec_free(te);
+    handler_registry_free(reg);
+}
+
+static void test_gate_wait_superseded_is_not_run(void **state)
+{
+    (void)state;
+    struct gate g = {0};
+    struct handler_registry *reg;
+    struct taskexec *te = gate_exec(&g, &reg);
+    atomic_store(&extends, 0);
+    atomic_store(&extend_rc, TASKEXEC_OP_STALE);
+    struct gate_run second = {.te = te, .rc = -99};
+    atomic_init(&second.cancel, false);
+    run_behind_holder(&g, te, &second);
+    assert_int_equal(second.rc, TASKEXEC_OK); /* done: the newer attempt owns it */
+    assert_int_equal(atomic_load(&extends), 1);
+    assert_int_equal(atomic_load(&g.runs), 1); /* its handler never ran */
+    taskexec_free(te);
+    handler_registry_free(reg);
+}
+
 int main(void)
 {
     log_init(LOG_LEVEL_ERROR + 1, "test");
@@ -952,6 +1023,8 @@ int main(void)
         T(test_refused_outcome_recorded_without_values),
         cmocka_unit_test(test_gate_one_at_a_time),
         cmocka_unit_test(test_gate_cancel_hands_back),
+        cmocka_unit_test(test_gate_wait_renews_lease),
+        cmocka_unit_test(test_gate_wait_superseded_is_not_run),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
