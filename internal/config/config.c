@@ -215,6 +215,16 @@ static const struct config_option options[] = {
         "Kafka consumer session timeout: how soon a dead worker's partitions move on."),
     INT(worker_grace_ms, "10000", W, 0, 3600000,
         "Milliseconds a worker drains in-flight tasks after SIGTERM."),
+    /* worker group commit (issue 8, the worker's execute path): see docs/architecture.md */
+    INT(worker_claim_batch, "64", W, 1, 128,
+        "Most task claims committed in one transaction; the pool keeps this many "
+        "threads beyond worker_concurrency waiting on the database."),
+    INT(worker_finish_batch, "64", W, 1, 128,
+        "Most task outcomes (status, result, attempt record) committed in one transaction."),
+    INT(worker_batch_window_ms, "1", W, 0, 2,
+        "Milliseconds a claim or an outcome waits for others to share its commit."),
+    INT(worker_commit_threads, "2", W, 1, 16,
+        "Claim transactions, and as many finish transactions, a worker runs at once."),
     SECRET(jwt_secret, P, 1024,
            "HMAC-SHA256 key signing access tokens, at least 32 bytes; the producer refuses "
            "to start without one (exit 78)."),

@@ -98,6 +98,11 @@ struct config {
     int worker_task_timeout_ms;
     int worker_backoff_base_ms;
     int worker_backoff_cap_ms;
+    /* worker group commit (issue 8) */
+    int worker_claim_batch;
+    int worker_finish_batch;
+    int worker_batch_window_ms;
+    int worker_commit_threads;
     int kafka_session_timeout_ms;
 
     /* auth and idempotency (producer) */

@@ -55,36 +55,6 @@ static void free_strings(struct runner *r)
     free(r->retry_topic);
 }
 
-/* Condition variables on CLOCK_MONOTONIC, so waits ignore wall-clock jumps. */
-static int init_sync(struct runner *r)
-{
-    pthread_condattr_t ca;
-    if (pthread_condattr_init(&ca) != 0) {
-        return RUNNER_ENOMEM;
-    }
-    int rc = RUNNER_ENOMEM;
-    if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
-        pthread_mutex_init(&r->mu, NULL) != 0) {
-        goto out_attr;
-    }
-    if (pthread_cond_init(&r->work_cv, &ca) != 0) {
-        goto out_mu;
-    }
-    if (pthread_cond_init(&r->done_cv, &ca) != 0) {
-        goto out_work;
-    }
-    pthread_condattr_destroy(&ca);
-    return RUNNER_OK;
-
-out_work:
-    pthread_cond_destroy(&r->work_cv);
-out_mu:
-    pthread_mutex_destroy(&r->mu);
-out_attr:
-    pthread_condattr_destroy(&ca);
-    return rc;
-}
-
 static double gauge_queued(void *ctx)
 {
     return (double)runner__pool_queued(ctx);
@@ -111,7 +81,7 @@ int runner_new(const struct runner_config *cfg, struct taskexec *te, struct runn
     r->client_id = dup_opt(cfg->client_id, &oom);
     r->tasks_topic = dup_opt(cfg->tasks_topic, &oom);
     r->retry_topic = dup_opt(cfg->retry_topic, &oom);
-    if (oom || init_sync(r) < 0) {
+    if (oom) {
         free_strings(r);
         free(r);
         return RUNNER_ENOMEM;
@@ -145,12 +115,14 @@ void runner_free(struct runner *r)
         runner__part_remove(r, r->parts[0]);
     }
     free(r->parts);
-    free(r->workers);
-    pthread_cond_destroy(&r->work_cv);
-    pthread_cond_destroy(&r->done_cv);
-    pthread_mutex_destroy(&r->mu);
+    jobpool_free(r->pool);
     free_strings(r);
     free(r);
+}
+
+bool runner_leaked(const struct runner *r)
+{
+    return r != NULL && r->leaked;
 }
 
 static int64_t mono_ms(void)
@@ -315,7 +287,7 @@ static void accept_message(struct runner *r, struct queue_message *m)
     }
     job->msg = m;
     job->gen = p->gen;
-    atomic_init(&job->cancel, false);
+    atomic_init(&job->pj.cancel, false);
     r->outstanding++;
     if (r->retry_topic != NULL && strcmp(m->topic, r->retry_topic) == 0) {
         job->not_before_ms = not_before_ms(m);

@@ -2,7 +2,7 @@
  *
  * The polling thread (the caller of runner_run) owns the consumer.  It polls, tracks
  * every delivered offset per partition (pkg/watermark), and hands messages to
- * `concurrency` pool threads through a queue of `queue_size` slots; each pool thread
+ * `concurrency` pool threads (pkg/jobpool) through a queue of `queue_size` slots; each pool thread
  * runs taskexec_run() and hands the message back.  Only the contiguous watermark of
  * finished messages is ever stored, so a partition's offset never passes a message
  * that is not done (at-least-once, whatever order the pool finishes in).
@@ -37,6 +37,7 @@
 #define DISPATCH_RUNNER_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include "metrics/metrics.h"
 #include "taskexec/taskexec.h"
 
@@ -73,5 +74,9 @@ void runner_free(struct runner *r);
 /* Joins the group and runs until *stop becomes non-zero, then drains (see above).
  * Returns 0 after a clean drain, or a negative enum runner_err. */
 int runner_run(struct runner *r, const volatile sig_atomic_t *stop);
+
+/* True when pool threads outlived the drain (a handler ignored its cancel flag):
+ * they may still call taskexec, so nothing they use may be freed.  NULL: false. */
+bool runner_leaked(const struct runner *r);
 
 #endif

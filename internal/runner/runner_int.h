@@ -1,14 +1,14 @@
-/* runner internals: the pool (pool.c), the partition table (parts.c), the loop
- * (runner.c). */
+/* runner internals: the pool's wiring (pool.c, over pkg/jobpool), the partition
+ * table (parts.c), the loop (runner.c). */
 #ifndef DISPATCH_RUNNER_INT_H
 #define DISPATCH_RUNNER_INT_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include "queue/queue.h"
 #include "runner/runner.h"
+#include "jobpool/jobpool.h"
 #include "watermark/watermark.h"
 
 /* A partition with held retry messages keeps being fetched, so a retry due soon can
@@ -19,12 +19,12 @@
 #define RUNNER__PENDING_MAX 4096
 
 struct runner__job {
-    struct runner__job *next;
+    struct jobpool_job pj;    /* first: the pool's link and the job's cancel flag */
+    struct runner__job *next; /* held lists and the lists the pool wrappers return */
     struct queue_message *msg;
     uint64_t gen;          /* generation of the partition entry that delivered it */
     int64_t not_before_ms; /* held: due time (unix ms) */
-    atomic_bool cancel;
-    int rc; /* taskexec_run's result: 0 = done */
+    int rc;                /* taskexec_run's result: 0 = done */
 };
 
 /* One assigned partition (owned by the polling thread). */
@@ -39,12 +39,6 @@ struct runner__part {
     bool pause_known; /* false until we told the consumer once */
 };
 
-struct runner__worker {
-    struct runner *r;
-    pthread_t tid;
-    struct runner__job *current; /* guarded by r->mu */
-};
-
 struct runner {
     /* configuration */
     char *brokers, *group, *client_id, *tasks_topic, *retry_topic;
@@ -54,17 +48,7 @@ struct runner {
     struct queue_consumer *qc;
     struct metrics *metrics;
 
-    /* pool: guarded by mu */
-    pthread_mutex_t mu;
-    pthread_cond_t work_cv; /* work queued, or quit */
-    pthread_cond_t done_cv; /* a job finished, or a thread left */
-    struct runner__job *q_head, *q_tail;
-    size_t q_len;
-    struct runner__job *done; /* finished jobs, a stack */
-    bool quit;
-    int live; /* pool threads running */
-    struct runner__worker *workers;
-    int n_started;
+    struct jobpool *pool; /* NULL until runner_run starts it */
 
     /* polling thread only */
     struct runner__part **parts;
@@ -77,7 +61,7 @@ struct runner {
     bool leaked; /* pool threads outlived the drain: runner_free leaves r alone */
 };
 
-/* pool.c */
+/* pool.c: the runner's jobs on pkg/jobpool (each runs taskexec_run) */
 int runner__pool_start(struct runner *r);
 /* Asks the threads to leave once the queue is empty; waits up to wait_ms for them.
  * Returns true when all left (and were joined). */

@@ -187,3 +187,21 @@ int store_task_finish(struct store *s, const struct ids_id *id, int attempt,
     struct finish_args a = {id, attempt, fin};
     return store__in_tx(s, finish_fn, &a);
 }
+
+int store_task_extend_lease(struct store *s, const struct ids_id *id, int attempt, int lease_ms)
+{
+    struct store__conn *c = store__acquire(s);
+    struct store__params p = {0};
+    int rc;
+    if (!c)
+        return STORE_EDB;
+    store__p_int(&p, (long long)lease_ms * 1000);
+    store__p_id(&p, id);
+    store__p_int(&p, attempt);
+    MYSQL_STMT *st = store__stmt(c, STMT_TASK_EXTEND);
+    rc = store__p_exec(st, &p, "task extend lease");
+    if (rc == STORE_OK && mysql_stmt_affected_rows(st) == 0)
+        rc = STORE_ESTALE;
+    store__release(s, c, rc == STORE_EDB);
+    return rc;
+}

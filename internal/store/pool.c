@@ -109,6 +109,13 @@ static const char *const stmt_sql[STMT_COUNT] = {
                        "status = 'DEAD'",
     [STMT_DLQ_DELETE_ATTEMPTS] = "DELETE FROM task_attempts WHERE task_id = ?",
     [STMT_DLQ_DELETE] = "DELETE FROM tasks WHERE id = ? AND status = 'DEAD'",
+    /* batch.c */
+    [STMT_BATCH_LOCK] = "SELECT id, status, attempts, lease_until IS NOT NULL AND lease_until < "
+                        "UTC_TIMESTAMP(6) FROM tasks WHERE id IN (" STORE__Q128 ") FOR UPDATE",
+    [STMT_BATCH_GET] = "SELECT " STORE__TASK_COLUMNS " FROM tasks WHERE id IN (" STORE__Q128 ")",
+    [STMT_TASK_EXTEND] = "UPDATE tasks SET lease_until = UTC_TIMESTAMP(6) + INTERVAL GREATEST(?, "
+                         "IFNULL(timeout_ms * 1000 + 5000000, 0)) MICROSECOND WHERE id = ? AND "
+                         "attempts = ? AND status = 'RUNNING'",
 };
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;

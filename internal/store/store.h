@@ -125,6 +125,47 @@ struct store_finish {
 int store_task_finish(struct store *s, const struct ids_id *id, int attempt,
                       const struct store_finish *fin);
 
+/* Renews the lease of attempt `attempt` (as a claim sets it: now + the larger of
+ * lease_ms and the task's timeout + 5 s), fenced like a finish: STORE_ESTALE when
+ * a newer attempt owns the task or it is no longer RUNNING. */
+int store_task_extend_lease(struct store *s, const struct ids_id *id, int attempt, int lease_ms);
+
+/* --- group commit: many claims or finishes in one transaction (batch.c) ----
+ *
+ * The same transitions, guards and attempt records as store_task_claim and
+ * store_task_finish, for up to STORE_BATCH_MAX rows with one commit: the rows are
+ * locked (SELECT ... FOR UPDATE), decided one by one under the lock, then written
+ * with bulk statements (array binding).  Each row gets its own answer in rc:
+ *   STORE_OK      committed (claim: *claim says what the claim found)
+ *   STORE_ESTALE  finish only: the fence failed (a newer attempt owns the task,
+ *                 or the row is gone); nothing written for this row
+ *   STORE_EINVAL  the database refused this row's values: it was split out (the
+ *                 batch is retried in halves) and the rest committed without it
+ *   STORE_EDB, STORE_ENOMEM  its transaction failed: nothing of it was written
+ * The same id twice in one claim batch: the second finds the first's lease
+ * (STORE_CLAIM_LEASED).  Returns STORE_OK once every row has its answer, or
+ * STORE_EINVAL for bad arguments (n > STORE_BATCH_MAX, NULLs). */
+#define STORE_BATCH_MAX 128
+
+struct store_claim_row {
+    struct ids_id id;       /* in */
+    int rc;                 /* out */
+    enum store_claim claim; /* out when rc is STORE_OK */
+    struct task task;       /* out when claim is STORE_CLAIMED: owned, model_task_release */
+};
+
+int store_task_claim_batch(struct store *s, const char *worker_id, int lease_ms,
+                           struct store_claim_row *rows, size_t n);
+
+struct store_finish_row {
+    struct ids_id id;        /* in */
+    int attempt;             /* in: the fencing token */
+    struct store_finish fin; /* in; its strings borrowed for the call */
+    int rc;                  /* out */
+};
+
+int store_task_finish_batch(struct store *s, struct store_finish_row *rows, size_t n);
+
 /* --- the owner's view: listing and canceling ------------------------------- */
 
 #define STORE_LIST_MAX 1000 /* rows one store_task_list call returns at most */

@@ -35,6 +35,9 @@ enum store__stmt {
     STMT_DLQ_AUDIT,
     STMT_DLQ_DELETE_ATTEMPTS,
     STMT_DLQ_DELETE,
+    STMT_BATCH_LOCK, /* batch.c from here */
+    STMT_BATCH_GET,
+    STMT_TASK_EXTEND, /* claim.c */
     STMT_COUNT
 };
 
@@ -127,6 +130,11 @@ int store__fetch_task(MYSQL_STMT *st, struct task *ret_task);
  * cap) into tasks; more than cap rows is STORE_EDB.  *ret_n rows on success, none
  * left to release on failure (list.c). */
 int store__fetch_rows(MYSQL_STMT *st, struct task *tasks, size_t cap, size_t *ret_n);
+
+/* STORE_BATCH_MAX placeholders for an IN list (batch.c pads unused ones). */
+#define STORE__Q8   "?,?,?,?,?,?,?,?"
+#define STORE__Q32  STORE__Q8 "," STORE__Q8 "," STORE__Q8 "," STORE__Q8
+#define STORE__Q128 STORE__Q32 "," STORE__Q32 "," STORE__Q32 "," STORE__Q32
 
 #define STORE__TASK_COLUMNS                                                                        \
     "id, user_id, type, status, priority, attempts, max_attempts, timeout_ms, payload, result, "   \

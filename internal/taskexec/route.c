@@ -13,7 +13,7 @@
 #define NUM_BUF            24
 
 struct hdrs {
-    struct queue_header v[MAX_COPIED_HEADERS + 8];
+    struct taskexec_header v[MAX_COPIED_HEADERS + 8];
     size_t n;
     char attempts[NUM_BUF], not_before[NUM_BUF], first[NUM_BUF], last[NUM_BUF];
 };
@@ -43,14 +43,14 @@ static void hdrs_copy(struct hdrs *h, const struct taskexec_msg *m)
 
 static void hdrs_add(struct hdrs *h, const char *name, const char *value)
 {
-    h->v[h->n++] = (struct queue_header){.name = name, .value = value, .len = strlen(value)};
+    h->v[h->n++] = (struct taskexec_header){.name = name, .value = value, .len = strlen(value)};
 }
 
 /* The last header called name, as a NUL-terminated copy in out; false if absent. */
 static bool header_text(const struct taskexec_msg *m, const char *name, char *out, size_t size)
 {
     for (size_t i = m->n_headers; i-- > 0;) {
-        const struct queue_header *hd = &m->headers[i];
+        const struct taskexec_header *hd = &m->headers[i];
         if (hd->name != NULL && strcmp(hd->name, name) == 0 && hd->len < size) {
             memcpy(out, hd->value, hd->len);
             out[hd->len] = '\0';
@@ -115,8 +115,7 @@ static int publish(const struct taskexec__run *r, const char *topic, const struc
             return 0;
         }
         log_warn("publish failed, will retry", LOG_S("task_id", r->id_text),
-                 LOG_S("traceparent", r->traceparent), LOG_S("topic", topic),
-                 LOG_S("error", queue_strerror(rc)), LOG_I("try", i + 1));
+                 LOG_S("traceparent", r->traceparent), LOG_S("topic", topic), LOG_I("try", i + 1));
         if (taskexec__dep_pause(r, i) < 0) {
             return TASKEXEC_EAGAIN;
         }

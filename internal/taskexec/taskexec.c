@@ -81,14 +81,32 @@ int taskexec_new(const struct taskexec_config *cfg, const struct taskexec_store_
     te->qops = queue_ops;
     te->qctx = queue_ctx;
     te->reg = reg;
+    te->max_running = cfg->max_running > 0 ? cfg->max_running : 0;
+    te->extend_after_ms = cfg->extend_after_ms > 0 ? cfg->extend_after_ms : 1000;
+    if (pthread_mutex_init(&te->gate_mu, NULL) != 0) {
+        goto out_gate;
+    }
+    if (pthread_cond_init(&te->gate_cv, NULL) != 0) {
+        pthread_mutex_destroy(&te->gate_mu);
+        goto out_gate;
+    }
+    te->gate_ok = true;
     *ret_te = te;
     return TASKEXEC_OK;
+
+out_gate:
+    taskexec_free(te);
+    return TASKEXEC_ENOMEM;
 }
 
 void taskexec_free(struct taskexec *te)
 {
     if (te == NULL) {
         return;
+    }
+    if (te->gate_ok) {
+        pthread_cond_destroy(&te->gate_cv);
+        pthread_mutex_destroy(&te->gate_mu);
     }
     free(te->worker_id);
     free(te->retry_topic);
@@ -106,7 +124,7 @@ static void trace_from_headers(struct taskexec__run *r)
 {
     const struct taskexec_msg *m = r->msg;
     for (size_t i = m->n_headers; i-- > 0;) {
-        const struct queue_header *h = &m->headers[i];
+        const struct taskexec_header *h = &m->headers[i];
         if (h->name != NULL && strcmp(h->name, TASKEXEC_H_TRACEPARENT) == 0) {
             if (h->len == MODEL_TRACEPARENT_LEN && model_traceparent_valid(h->value, h->len)) {
                 memcpy(r->traceparent, h->value, h->len);
@@ -174,15 +192,15 @@ static void changed(const struct taskexec *te, const struct ids_id *id)
     }
 }
 
-static int claim(struct taskexec__run *r, enum store_claim *ret_claim)
+static int claim(struct taskexec__run *r, enum taskexec_claim *ret_claim)
 {
     struct taskexec *te = r->te;
     for (int i = 0;; i++) {
         struct task t;
-        enum store_claim c = STORE_CLAIM_NOT_FOUND;
+        enum taskexec_claim c = TASKEXEC_CLAIM_NOT_FOUND;
         int rc = te->sops->claim(te->sctx, &r->id, te->worker_id, te->lease_ms, &t, &c);
-        if (rc == STORE_OK) {
-            if (c == STORE_CLAIMED) {
+        if (rc == TASKEXEC_OP_OK) {
+            if (c == TASKEXEC_CLAIMED) {
                 changed(te, &r->id);
                 r->task = t;
                 r->claimed = true;
@@ -194,8 +212,7 @@ static int claim(struct taskexec__run *r, enum store_claim *ret_claim)
             return TASKEXEC_OK;
         }
         log_warn("claim failed, will retry", LOG_S("task_id", r->id_text),
-                 LOG_S("traceparent", r->traceparent), LOG_S("error", store_strerror(rc)),
-                 LOG_I("try", i + 1));
+                 LOG_S("traceparent", r->traceparent), LOG_I("try", i + 1));
         if (taskexec__dep_pause(r, i) < 0) {
             return TASKEXEC_EAGAIN;
         }
@@ -204,31 +221,115 @@ static int claim(struct taskexec__run *r, enum store_claim *ret_claim)
 
 /* Records the attempt's end, retrying while the store is down.  *ret_stale is set
  * when a newer attempt owns the task. */
-static int finish(struct taskexec__run *r, const struct store_finish *fin, bool once,
+static int finish(struct taskexec__run *r, const struct taskexec_finish *fin, bool once,
                   bool *ret_stale)
 {
     struct taskexec *te = r->te;
+    struct taskexec_finish slim;
     for (int i = 0;; i++) {
         int rc = te->sops->finish(te->sctx, &r->id, r->task.attempts, fin);
-        if (rc == STORE_OK || rc == STORE_ESTALE || rc == STORE_ENOTFOUND) {
-            if (rc == STORE_OK) {
+        if (rc == TASKEXEC_OP_REFUSED && fin != &slim) {
+            /* the database refused a value of this outcome (a result or error it
+             * cannot hold): record the status without them instead of retrying
+             * the same refusal for ever */
+            log_warn("outcome refused by the database; recorded without its values",
+                     LOG_S("task_id", r->id_text), LOG_S("traceparent", r->traceparent));
+            slim = (struct taskexec_finish){.status = fin->status,
+                                            .outcome = fin->outcome,
+                                            .error = "the database refused this outcome's values",
+                                            .run_at = fin->run_at};
+            fin = &slim;
+            continue;
+        }
+        if (rc == TASKEXEC_OP_OK || rc == TASKEXEC_OP_STALE) {
+            if (rc == TASKEXEC_OP_OK) {
                 changed(te, &r->id);
             }
-            *ret_stale = rc != STORE_OK;
-            if (rc != STORE_OK) {
+            *ret_stale = rc != TASKEXEC_OP_OK;
+            if (rc != TASKEXEC_OP_OK) {
                 log_warn("attempt superseded: a newer attempt owns the task",
                          LOG_S("task_id", r->id_text), LOG_S("traceparent", r->traceparent),
-                         LOG_I("attempt", r->task.attempts), LOG_S("error", store_strerror(rc)));
+                         LOG_I("attempt", r->task.attempts));
             }
             return TASKEXEC_OK;
         }
         log_warn("finish failed, will retry", LOG_S("task_id", r->id_text),
-                 LOG_S("traceparent", r->traceparent), LOG_S("error", store_strerror(rc)),
-                 LOG_I("try", i + 1));
+                 LOG_S("traceparent", r->traceparent), LOG_I("try", i + 1));
         if (once || taskexec__dep_pause(r, i) < 0) {
             return TASKEXEC_EAGAIN;
         }
     }
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for a free handler slot (max_running); false when cancel was set first.
+ * *ret_waited_ms: how long it waited. */
+static bool gate_enter(struct taskexec__run *r, int64_t *ret_waited_ms)
+{
+    struct taskexec *te = r->te;
+    *ret_waited_ms = 0;
+    if (te->max_running == 0) {
+        return true;
+    }
+    int64_t t0 = mono_ms();
+    pthread_mutex_lock(&te->gate_mu);
+    while (te->running >= te->max_running && !canceled(r)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 10 * 1000000L; /* look at cancel every 10 ms */
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        (void)pthread_cond_timedwait(&te->gate_cv, &te->gate_mu, &ts);
+    }
+    bool in = te->running < te->max_running;
+    if (in) {
+        te->running++;
+    }
+    pthread_mutex_unlock(&te->gate_mu);
+    *ret_waited_ms = mono_ms() - t0;
+    return in;
+}
+
+/* The wait for a slot ate into the lease: renew it (fenced).  false when a newer
+ * attempt owns the task; a failed renewal (store down) runs it anyway, on the lease
+ * it has. */
+static bool renew_lease(struct taskexec__run *r)
+{
+    const struct taskexec *te = r->te;
+    if (te->sops->extend == NULL) {
+        return true;
+    }
+    int rc = te->sops->extend(te->sctx, &r->id, r->task.attempts, te->lease_ms);
+    if (rc == TASKEXEC_OP_STALE) {
+        log_warn("attempt superseded while waiting for a handler slot: not run",
+                 LOG_S("task_id", r->id_text), LOG_S("traceparent", r->traceparent),
+                 LOG_I("attempt", r->task.attempts));
+        return false;
+    }
+    if (rc != TASKEXEC_OP_OK) {
+        log_warn("lease not renewed; running on the lease the claim gave",
+                 LOG_S("task_id", r->id_text), LOG_S("traceparent", r->traceparent));
+    }
+    return true;
+}
+
+static void gate_leave(struct taskexec *te)
+{
+    if (te->max_running == 0) {
+        return;
+    }
+    pthread_mutex_lock(&te->gate_mu);
+    te->running--;
+    pthread_cond_signal(&te->gate_cv);
+    pthread_mutex_unlock(&te->gate_mu);
 }
 
 /* Runs the handler under the task's deadline.  Returns a handler status, with
@@ -242,6 +343,15 @@ static int run_handler(struct taskexec__run *r, struct handler_out *out)
         snprintf(msg, sizeof msg, "unknown task type: %s", r->task.type);
         out->error = strdup(msg);
         return HANDLER_PERMANENT;
+    }
+    int64_t waited_ms = 0;
+    if (!gate_enter(r, &waited_ms)) {
+        return HANDLER_RETRY; /* canceled while waiting: execute() hands it back */
+    }
+    if (waited_ms >= r->te->extend_after_ms && !renew_lease(r)) {
+        gate_leave(r->te);
+        r->superseded = true; /* a newer attempt owns it: not ours to run */
+        return HANDLER_RETRY;
     }
     int timeout = r->task.timeout_ms > 0 ? r->task.timeout_ms : r->te->default_timeout_ms;
     const char *payload = r->task.payload != NULL ? r->task.payload : "null";
@@ -260,6 +370,7 @@ static int run_handler(struct taskexec__run *r, struct handler_out *out)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int st = fn(arg, &ctx, out);
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    gate_leave(r->te);
     r->handler_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     if (st != HANDLER_OK && st != HANDLER_RETRY && st != HANDLER_PERMANENT &&
         st != HANDLER_TIMEOUT) {
@@ -274,17 +385,17 @@ static int run_handler(struct taskexec__run *r, struct handler_out *out)
     return st;
 }
 
-static enum store_outcome store_outcome_of(int st)
+static enum taskexec_attempt attempt_of(int st)
 {
     switch (st) {
     case HANDLER_OK:
-        return STORE_OUTCOME_SUCCEEDED;
+        return TASKEXEC_ATTEMPT_SUCCEEDED;
     case HANDLER_PERMANENT:
-        return STORE_OUTCOME_PERMANENT;
+        return TASKEXEC_ATTEMPT_PERMANENT;
     case HANDLER_TIMEOUT:
-        return STORE_OUTCOME_TIMEOUT;
+        return TASKEXEC_ATTEMPT_TIMEOUT;
     default:
-        return STORE_OUTCOME_FAILED;
+        return TASKEXEC_ATTEMPT_FAILED;
     }
 }
 
@@ -292,9 +403,9 @@ static enum store_outcome store_outcome_of(int st)
  * row due now, and let the message be delivered again (no retry record). */
 static int hand_back(struct taskexec__run *r)
 {
-    struct store_finish fin = {
+    struct taskexec_finish fin = {
         .status = TASK_RETRYING,
-        .outcome = STORE_OUTCOME_FAILED,
+        .outcome = TASKEXEC_ATTEMPT_FAILED,
         .error = "worker shutting down: attempt handed back",
         .run_at = model_now_us(),
     };
@@ -316,8 +427,7 @@ static int route_dead(struct taskexec__run *r, int st, const char *error,
     if (rc < 0) {
         return rc;
     }
-    struct store_finish fin = {
-        .status = TASK_DEAD, .outcome = store_outcome_of(st), .error = error};
+    struct taskexec_finish fin = {.status = TASK_DEAD, .outcome = attempt_of(st), .error = error};
     bool stale = false;
     rc = finish(r, &fin, false, &stale);
     if (rc < 0) {
@@ -338,9 +448,9 @@ static int route_retry(struct taskexec__run *r, int st, const char *error,
 {
     int64_t delay_ms = backoff_full_jitter_ms(&r->te->backoff, r->task.attempts, backoff_random());
     int64_t not_before_ms = taskexec__unix_ms() + delay_ms;
-    struct store_finish fin = {
+    struct taskexec_finish fin = {
         .status = TASK_RETRYING,
-        .outcome = store_outcome_of(st),
+        .outcome = attempt_of(st),
         .error = error,
         .run_at = model_now_us() + delay_ms * 1000,
     };
@@ -369,8 +479,8 @@ static int route_retry(struct taskexec__run *r, int st, const char *error,
 static int route_success(struct taskexec__run *r, const char *result,
                          enum taskexec_outcome *ret_outcome)
 {
-    struct store_finish fin = {
-        .status = TASK_SUCCEEDED, .outcome = STORE_OUTCOME_SUCCEEDED, .result = result};
+    struct taskexec_finish fin = {
+        .status = TASK_SUCCEEDED, .outcome = TASKEXEC_ATTEMPT_SUCCEEDED, .result = result};
     bool stale = false;
     int rc = finish(r, &fin, false, &stale);
     if (rc < 0) {
@@ -389,7 +499,10 @@ static int execute(struct taskexec__run *r, enum taskexec_outcome *ret_outcome)
     struct handler_out out = {NULL, NULL};
     int st = run_handler(r, &out);
     int rc;
-    if (st == HANDLER_OK) {
+    if (r->superseded) {
+        *ret_outcome = TASKEXEC_SKIPPED;
+        rc = TASKEXEC_OK;
+    } else if (st == HANDLER_OK) {
         rc = route_success(r, out.result, ret_outcome);
     } else if (canceled(r)) {
         rc = hand_back(r);
@@ -411,10 +524,10 @@ static int execute(struct taskexec__run *r, enum taskexec_outcome *ret_outcome)
 }
 
 /* The claim found nothing for us to run. */
-static int not_claimed(struct taskexec__run *r, enum store_claim c,
+static int not_claimed(struct taskexec__run *r, enum taskexec_claim c,
                        enum taskexec_outcome *ret_outcome)
 {
-    if (c == STORE_CLAIM_LEASED) {
+    if (c == TASKEXEC_CLAIM_LEASED) {
         /* RUNNING under a live lease: its owner may be dead, so look again once the
          * lease can have run out instead of dropping the message */
         int rc = taskexec__publish_retry(r, taskexec__unix_ms() + r->te->lease_ms, NULL);
@@ -427,8 +540,8 @@ static int not_claimed(struct taskexec__run *r, enum store_claim c,
         *ret_outcome = TASKEXEC_DEFERRED;
         return TASKEXEC_OK;
     }
-    log_info(c == STORE_CLAIM_DONE ? "task skipped: already finished or canceled"
-                                   : "task skipped: no such task",
+    log_info(c == TASKEXEC_CLAIM_DONE ? "task skipped: already finished or canceled"
+                                      : "task skipped: no such task",
              LOG_S("task_id", r->id_text), LOG_S("traceparent", r->traceparent));
     *ret_outcome = TASKEXEC_SKIPPED;
     return TASKEXEC_OK;
@@ -514,7 +627,7 @@ int taskexec_run(struct taskexec *te, const struct taskexec_msg *msg, atomic_boo
         rc = rc > 0 ? TASKEXEC_OK : rc;
         goto out;
     }
-    enum store_claim c = STORE_CLAIM_NOT_FOUND;
+    enum taskexec_claim c = TASKEXEC_CLAIM_NOT_FOUND;
     rc = claim(&r, &c);
     if (rc < 0) {
         goto out;

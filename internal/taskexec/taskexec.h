@@ -29,7 +29,8 @@
  * task_retries_total and DLQ records in dlq_messages_total.  type is the task's
  * type when a handler is registered for it, else "other" (bounded labels).
  *
- * No I/O library is called here: the store and the queue come in as ops tables.
+ * No I/O library is called here, and no adapter header is included: the store and
+ * the broker come in as ops tables in taskexec's own types and result codes.
  * Thread-safe: one struct taskexec serves every pool thread.
  */
 #ifndef DISPATCH_TASKEXEC_H
@@ -41,8 +42,7 @@
 #include "backoff/backoff.h"
 #include "handler/handler.h"
 #include "metrics/metrics.h"
-#include "queue/queue.h"
-#include "store/store.h"
+#include "model/model.h"
 
 enum taskexec_err {
     TASKEXEC_OK = 0,
@@ -65,11 +65,60 @@ enum taskexec_outcome {
 };
 const char *taskexec_outcome_name(enum taskexec_outcome o);
 
-/* Wired to store_task_claim / store_task_finish in cmd/worker. */
+/* --- the contract with the store and the broker (shims in internal/worker) --- */
+
+/* What the ops answer: taskexec's own codes, whatever the adapter behind them. */
+enum taskexec_op {
+    TASKEXEC_OP_OK = 0,
+    TASKEXEC_OP_FAILED = -1,  /* the dependency failed; worth trying again */
+    TASKEXEC_OP_STALE = -2,   /* finish: the fence failed (a newer attempt owns the task) */
+    TASKEXEC_OP_REFUSED = -3, /* finish: the store refused a value of this outcome */
+};
+
+/* What a claim found. */
+enum taskexec_claim {
+    TASKEXEC_CLAIMED = 0,     /* ours: the task holds the row with the new attempt number */
+    TASKEXEC_CLAIM_DONE,      /* SUCCEEDED, DEAD or CANCELED: nothing to do */
+    TASKEXEC_CLAIM_LEASED,    /* RUNNING under another live lease */
+    TASKEXEC_CLAIM_NOT_FOUND, /* no such row */
+};
+
+/* How an attempt ended, as its record says. */
+enum taskexec_attempt {
+    TASKEXEC_ATTEMPT_SUCCEEDED = 0,
+    TASKEXEC_ATTEMPT_FAILED,    /* retryable error */
+    TASKEXEC_ATTEMPT_TIMEOUT,   /* the handler ran past its deadline */
+    TASKEXEC_ATTEMPT_PERMANENT, /* non-retryable error */
+};
+
+/* The end of one attempt: the row's new status and the attempt's record. */
+struct taskexec_finish {
+    enum task_status status; /* SUCCEEDED, RETRYING or DEAD */
+    enum taskexec_attempt outcome;
+    const char *result; /* JSON text for SUCCEEDED, else NULL */
+    const char *error;  /* for failures, else NULL */
+    int64_t run_at;     /* RETRYING: when the next attempt is due (us) */
+};
+
+/* A record header (a message's, or one to publish). */
+struct taskexec_header {
+    const char *name;
+    const void *value;
+    size_t len;
+};
+
+/* claim: QUEUED|RETRYING (or RUNNING past its lease) -> RUNNING with attempts+1 and a
+ * lease, recorded; *ret_task (caller releases it) only when *ret_claim is
+ * TASKEXEC_CLAIMED.  finish: fenced by the attempt number.  Both return an enum
+ * taskexec_op; the worker wires them to the store's group commit. */
 struct taskexec_store_ops {
     int (*claim)(void *ctx, const struct ids_id *id, const char *worker_id, int lease_ms,
-                 struct task *ret_task, enum store_claim *ret_claim);
-    int (*finish)(void *ctx, const struct ids_id *id, int attempt, const struct store_finish *fin);
+                 struct task *ret_task, enum taskexec_claim *ret_claim);
+    int (*finish)(void *ctx, const struct ids_id *id, int attempt,
+                  const struct taskexec_finish *fin);
+    /* Renews the lease of a claimed attempt, fenced like finish (TASKEXEC_OP_STALE
+     * when a newer attempt owns the task).  May be NULL: leases are never renewed. */
+    int (*extend)(void *ctx, const struct ids_id *id, int attempt, int lease_ms);
 };
 
 /* Told after each successful status write (claim, finish): the worker wires it to
@@ -79,10 +128,11 @@ struct taskexec_notify_ops {
     void (*changed)(void *ctx, const struct ids_id *id);
 };
 
-/* Wired to queue_produce_sync: returns 0 once the broker acknowledged the record. */
+/* Returns TASKEXEC_OP_OK once the broker acknowledged the record, else
+ * TASKEXEC_OP_FAILED (the shim logs the broker's reason). */
 struct taskexec_queue_ops {
     int (*publish_sync)(void *ctx, const char *topic, const void *key, size_t key_len,
-                        const void *value, size_t len, const struct queue_header *headers,
+                        const void *value, size_t len, const struct taskexec_header *headers,
                         size_t n_headers);
 };
 
@@ -97,6 +147,16 @@ struct taskexec_config {
                                     * publish call (they are retried until cancel is set) */
     int max_delay_ms;              /* longest hop of a scheduled task on the retry topic;
                                     * 0: backoff.cap_ms (5 min when that is unset too) */
+    int max_running;               /* handlers running at once, whatever the number of
+                                    * threads in taskexec_run (the others wait in
+                                    * claims and finishes, which the store ops may
+                                    * batch); 0: no limit.  A claimed task that
+                                    * waited for a slot longer than extend_after_ms
+                                    * has its lease renewed before its handler starts
+                                    * (store ops' extend), so the wait never eats the
+                                    * lease its run is owed; a task whose attempt
+                                    * moved on meanwhile is skipped, not run */
+    int extend_after_ms;           /* 0: 1000 */
     struct metrics *metrics;       /* borrowed, outlives te; NULL counts nothing */
     const struct taskexec_notify_ops *notify; /* borrowed; NULL: nobody is told */
     void *notify_ctx;
@@ -111,7 +171,7 @@ struct taskexec_msg {
     size_t key_len;
     const void *value;
     size_t len;
-    const struct queue_header *headers;
+    const struct taskexec_header *headers;
     size_t n_headers;
 };
 

@@ -2,6 +2,7 @@
 #ifndef DISPATCH_TASKEXEC_INT_H
 #define DISPATCH_TASKEXEC_INT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include "taskexec/taskexec.h"
 
@@ -22,6 +23,13 @@ struct taskexec {
     const struct taskexec_queue_ops *qops;
     void *qctx;
     const struct handler_registry *reg;
+    /* the handler gate (max_running > 0) */
+    int max_running;
+    int extend_after_ms;
+    int running; /* guarded by gate_mu */
+    pthread_mutex_t gate_mu;
+    pthread_cond_t gate_cv;
+    bool gate_ok; /* gate_mu and gate_cv initialised */
 };
 
 /* The state of one taskexec_run(). */
@@ -36,6 +44,7 @@ struct taskexec__run {
     int64_t run_at_us;                           /* the message's "run_at", 0 when none */
     struct task task;                            /* valid once claimed */
     bool claimed;
+    bool superseded;  /* its lease renewal found a newer attempt: not run */
     double handler_s; /* the handler's run time, < 0 until it ran */
 };
 

@@ -1,6 +1,7 @@
 /* worker_main: config → log → store → producer → handlers → metrics → taskexec →
  * runner → ops HTTP → run → exit code.  See worker.h. */
 #include "worker/worker.h"
+#include "worker/worker_int.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -21,10 +22,11 @@
 #define DISPATCH_VERSION "dev"
 #endif
 
-#define READY_TIMEOUT_MS 5000
-#define DEP_RETRY_MAX_MS 5000
-#define HTTP_CONNECT_MS  10000
-#define PROG_DEFAULT     "dispatch-worker"
+#define READY_TIMEOUT_MS    5000
+#define DEP_RETRY_MAX_MS    5000
+#define HTTP_CONNECT_MS     10000
+#define PROG_DEFAULT        "dispatch-worker"
+#define MAX_PUBLISH_HEADERS 128
 
 static volatile sig_atomic_t stop_flag;
 
@@ -47,27 +49,28 @@ static int install_signals(void)
     return sigaction(SIGPIPE, &sa, NULL);
 }
 
-/* The ops tables: taskexec's view of the store and the producer. */
-static int claim_op(void *ctx, const struct ids_id *id, const char *worker_id, int lease_ms,
-                    struct task *ret_task, enum store_claim *ret_claim)
-{
-    return store_task_claim(ctx, id, worker_id, lease_ms, ret_task, ret_claim);
-}
-
-static int finish_op(void *ctx, const struct ids_id *id, int attempt,
-                     const struct store_finish *fin)
-{
-    return store_task_finish(ctx, id, attempt, fin);
-}
-
+/* The ops tables: taskexec's view of the store (worker__commit_ops, commit.c: the
+ * group-commit batchers) and of the producer. */
 static int publish_op(void *ctx, const char *topic, const void *key, size_t key_len,
-                      const void *value, size_t len, const struct queue_header *headers,
+                      const void *value, size_t len, const struct taskexec_header *headers,
                       size_t n_headers)
 {
-    return queue_produce_sync(ctx, topic, key, key_len, value, len, headers, n_headers);
+    struct queue_header qh[MAX_PUBLISH_HEADERS];
+    if (n_headers > MAX_PUBLISH_HEADERS) {
+        return TASKEXEC_OP_FAILED; /* taskexec sends at most 72 */
+    }
+    for (size_t i = 0; i < n_headers; i++) {
+        qh[i] = (struct queue_header){
+            .name = headers[i].name, .value = headers[i].value, .len = headers[i].len};
+    }
+    int rc = queue_produce_sync(ctx, topic, key, key_len, value, len, qh, n_headers);
+    if (rc != QUEUE_OK) {
+        log_warn("publish failed", LOG_S("topic", topic), LOG_S("error", queue_strerror(rc)));
+        return TASKEXEC_OP_FAILED;
+    }
+    return TASKEXEC_OP_OK;
 }
 
-static const struct taskexec_store_ops store_ops = {.claim = claim_op, .finish = finish_op};
 static const struct taskexec_queue_ops queue_ops = {.publish_sync = publish_op};
 
 /* After each status write: the Redis entry goes, then the invalidation event
@@ -88,6 +91,7 @@ struct worker {
     struct handler_registry *handlers;
     struct handler_http *http;
     struct metrics *metrics;
+    struct worker_commit *commit; /* claims and finishes, batched */
     struct taskexec *exec;
     struct runner *runner;
     struct opshttp *ops;
@@ -178,6 +182,16 @@ static int build_worker(struct worker *w)
         log_error("metrics: out of memory", LOG_NONE);
         return EX_SOFTWARE;
     }
+    struct worker_commit_config wcc = {
+        .claim_batch = (size_t)c->worker_claim_batch,
+        .finish_batch = (size_t)c->worker_finish_batch,
+        .window_us = c->worker_batch_window_ms * 1000,
+        .threads = c->worker_commit_threads,
+    };
+    if (worker__commit_new(&wcc, w->store, &w->commit) < 0) {
+        log_error("group commit: out of memory", LOG_NONE);
+        return EX_SOFTWARE;
+    }
     struct taskexec_config tc = {
         .worker_id = w->worker_id,
         .retry_topic = c->kafka_retry_topic,
@@ -186,12 +200,13 @@ static int build_worker(struct worker *w)
         .default_timeout_ms = c->worker_task_timeout_ms,
         .backoff = {.base_ms = c->worker_backoff_base_ms, .cap_ms = c->worker_backoff_cap_ms},
         .dep_retry_max_ms = DEP_RETRY_MAX_MS,
+        .max_running = c->worker_concurrency,
         .metrics = w->metrics,
         .notify = &notify_ops,
         .notify_ctx = w->cache,
     };
-    int rc =
-        taskexec_new(&tc, &store_ops, w->store, &queue_ops, w->producer, w->handlers, &w->exec);
+    int rc = taskexec_new(&tc, &worker__commit_ops, w->commit, &queue_ops, w->producer, w->handlers,
+                          &w->exec);
     if (rc < 0) {
         log_error("taskexec", LOG_S("error", taskexec_strerror(rc)));
         return EX_SOFTWARE;
@@ -202,7 +217,9 @@ static int build_worker(struct worker *w)
         .client_id = w->worker_id,
         .tasks_topic = c->kafka_topic,
         .retry_topic = c->kafka_retry_topic,
-        .concurrency = c->worker_concurrency,
+        /* worker_concurrency handlers run at once (taskexec's gate); the threads
+         * beyond them wait on claims and finishes, so that many share a commit */
+        .concurrency = c->worker_concurrency + 2 * c->worker_claim_batch,
         .queue_size = c->worker_queue_size,
         .grace_ms = c->worker_grace_ms,
         .revoke_wait_ms = c->worker_grace_ms,
@@ -247,12 +264,22 @@ static void set_worker_id(struct worker *w)
 }
 
 /* Reverse order of construction; the ops server goes first, so no scrape reads the
- * pool while it is freed. */
+ * pool while it is freed.  Pool threads that outlived the drain (a handler that
+ * ignores its cancel flag) may still use the taskexec, the batchers, the store and
+ * the producer: then those are left to the process exit instead of freed under
+ * them. */
 static void teardown(struct worker *w)
 {
     opshttp_free(w->ops);
+    bool leaked = runner_leaked(w->runner);
     runner_free(w->runner);
+    if (leaked) {
+        log_warn("pool threads still running: leaving their objects to the exit", LOG_NONE);
+        config_release(&w->cfg);
+        return;
+    }
     taskexec_free(w->exec);
+    worker__commit_free(w->commit);
     cache_free(w->cache); /* sends the invalidations still queued */
     metrics_free(w->metrics);
     handler_registry_free(w->handlers);

@@ -156,6 +156,10 @@ static void test_defaults(void **state)
     assert_string_equal(r.cfg.worker_id, "");
     assert_int_equal(r.cfg.worker_lease_ms, 60000);
     assert_int_equal(r.cfg.worker_grace_ms, 10000);
+    assert_int_equal(r.cfg.worker_claim_batch, 64);
+    assert_int_equal(r.cfg.worker_finish_batch, 64);
+    assert_int_equal(r.cfg.worker_batch_window_ms, 1);
+    assert_int_equal(r.cfg.worker_commit_threads, 2);
     assert_string_equal(r.cfg.migrations_dir, "migrations");
     assert_int_equal(r.cfg.request_deadline_ms, 2000);
     assert_int_equal(r.cfg.mysql_acquire_timeout_ms, 1000);
@@ -566,7 +570,7 @@ static void test_markdown(void **state)
             bars += *p == '|';
         assert_int_equal(bars, 7);
     }
-    assert_int_equal(rows, 79);
+    assert_int_equal(rows, 83);
     assert_non_null(strstr(buf, "`DISPATCH_WORKER_LEASE_MS`"));
     assert_non_null(strstr(buf, "integer 1000..86400000"));
     free(buf);

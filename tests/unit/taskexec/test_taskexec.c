@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,15 +36,15 @@ struct pub {
 
 struct fake {
     /* store */
-    int claim_rcs[4]; /* returned in turn, then STORE_OK */
+    int claim_rcs[4]; /* returned in turn, then TASKEXEC_OP_OK */
     int n_claim_rcs, claims;
-    enum store_claim claim;
+    enum taskexec_claim claim;
     char type[32];
     const char *payload;
     int attempts, max_attempts;
     int finish_rcs[4];
     int n_finish_rcs, finishes;
-    struct store_finish fin; /* last one; strings copied below */
+    struct taskexec_finish fin; /* last one; strings copied below */
     char fin_error[256], fin_result[256];
     int fin_attempt;
     /* queue */
@@ -67,18 +69,18 @@ static void note(struct fake *f, char c)
 }
 
 static int fake_claim(void *ctx, const struct ids_id *id, const char *worker_id, int lease_ms,
-                      struct task *ret_task, enum store_claim *ret_claim)
+                      struct task *ret_task, enum taskexec_claim *ret_claim)
 {
     struct fake *f = ctx;
     (void)worker_id;
     (void)lease_ms;
     note(f, 'c');
     int i = f->claims++;
-    if (i < f->n_claim_rcs && f->claim_rcs[i] != STORE_OK) {
+    if (i < f->n_claim_rcs && f->claim_rcs[i] != TASKEXEC_OP_OK) {
         return f->claim_rcs[i];
     }
     *ret_claim = f->claim;
-    if (f->claim == STORE_CLAIMED) {
+    if (f->claim == TASKEXEC_CLAIMED) {
         struct task t;
         memset(&t, 0, sizeof t);
         t.id = *id;
@@ -90,11 +92,11 @@ static int fake_claim(void *ctx, const struct ids_id *id, const char *worker_id,
         assert_non_null(t.payload);
         *ret_task = t;
     }
-    return STORE_OK;
+    return TASKEXEC_OP_OK;
 }
 
 static int fake_finish(void *ctx, const struct ids_id *id, int attempt,
-                       const struct store_finish *fin)
+                       const struct taskexec_finish *fin)
 {
     struct fake *f = ctx;
     (void)id;
@@ -104,11 +106,11 @@ static int fake_finish(void *ctx, const struct ids_id *id, int attempt,
     f->fin_attempt = attempt;
     snprintf(f->fin_error, sizeof f->fin_error, "%s", fin->error ? fin->error : "");
     snprintf(f->fin_result, sizeof f->fin_result, "%s", fin->result ? fin->result : "");
-    return i < f->n_finish_rcs ? f->finish_rcs[i] : STORE_OK;
+    return i < f->n_finish_rcs ? f->finish_rcs[i] : TASKEXEC_OP_OK;
 }
 
 static int fake_publish(void *ctx, const char *topic, const void *key, size_t key_len,
-                        const void *value, size_t len, const struct queue_header *headers,
+                        const void *value, size_t len, const struct taskexec_header *headers,
                         size_t n_headers)
 {
     struct fake *f = ctx;
@@ -132,7 +134,7 @@ static int fake_publish(void *ctx, const char *topic, const void *key, size_t ke
     return 0;
 }
 
-static const struct taskexec_store_ops store_ops = {fake_claim, fake_finish};
+static const struct taskexec_store_ops store_ops = {fake_claim, fake_finish, NULL};
 static const struct taskexec_queue_ops queue_ops = {fake_publish};
 
 static const char *hdr(const struct pub *p, const char *name)
@@ -168,7 +170,7 @@ static int setup(void **state)
     if (f == NULL || handler_registry_new(&f->reg) < 0 || handler_register_builtins(f->reg) < 0) {
         return -1;
     }
-    f->claim = STORE_CLAIMED;
+    f->claim = TASKEXEC_CLAIMED;
     snprintf(f->type, sizeof f->type, "noop");
     f->payload = "{}";
     f->attempts = 1;
@@ -202,7 +204,7 @@ static int teardown(void **state)
 /* Runs one message with the given value and a traceparent + custom header. */
 static int run_value(struct fake *f, const char *value, enum taskexec_outcome *out)
 {
-    struct queue_header headers[] = {
+    struct taskexec_header headers[] = {
         {"traceparent", TRACEP, strlen(TRACEP)},
         {"x-custom", "keep-me", 7},
         {"x-first-failure", "1700000000000", 13},
@@ -238,7 +240,7 @@ static void test_success(void **state)
     assert_int_equal(out, TASKEXEC_SUCCEEDED);
     assert_string_equal(f->seq, "cf");
     assert_int_equal(f->fin.status, TASK_SUCCEEDED);
-    assert_int_equal(f->fin.outcome, STORE_OUTCOME_SUCCEEDED);
+    assert_int_equal(f->fin.outcome, TASKEXEC_ATTEMPT_SUCCEEDED);
     assert_int_equal(f->fin_attempt, 1);
     assert_string_equal(f->fin_result, "{\"hello\":\"world\"}");
     assert_int_equal(f->n_pubs, 0);
@@ -247,7 +249,7 @@ static void test_success(void **state)
 static void test_success_stale(void **state)
 {
     struct fake *f = *state;
-    f->finish_rcs[0] = STORE_ESTALE;
+    f->finish_rcs[0] = TASKEXEC_OP_STALE;
     f->n_finish_rcs = 1;
     enum taskexec_outcome out = TASKEXEC_DEAD;
     assert_int_equal(run_task(f, &out), 0);
@@ -269,7 +271,7 @@ static void test_retry(void **state)
     assert_int_equal(out, TASKEXEC_RETRIED);
     assert_string_equal(f->seq, "cfp"); /* the row first, then the retry record */
     assert_int_equal(f->fin.status, TASK_RETRYING);
-    assert_int_equal(f->fin.outcome, STORE_OUTCOME_FAILED);
+    assert_int_equal(f->fin.outcome, TASKEXEC_ATTEMPT_FAILED);
     assert_non_null(strstr(f->fin_error, "injected failure"));
     assert_true(f->fin.run_at >= before * 1000);
     assert_true(f->fin.run_at <= (after + 2000) * 1000 + 1000); /* ceiling of retry 2: 2 s */
@@ -292,7 +294,7 @@ static void test_retry_fenced(void **state)
 {
     struct fake *f = *state;
     snprintf(f->type, sizeof f->type, "fail");
-    f->finish_rcs[0] = STORE_ESTALE;
+    f->finish_rcs[0] = TASKEXEC_OP_STALE;
     f->n_finish_rcs = 1;
     enum taskexec_outcome out = TASKEXEC_DEAD;
     assert_int_equal(run_task(f, &out), 0);
@@ -328,7 +330,7 @@ static void test_exhausted(void **state)
     assert_int_equal(run_task(f, &out), 0);
     assert_int_equal(out, TASKEXEC_DEAD);
     check_dlq(f, "injected failure");
-    assert_int_equal(f->fin.outcome, STORE_OUTCOME_FAILED);
+    assert_int_equal(f->fin.outcome, TASKEXEC_ATTEMPT_FAILED);
     assert_string_equal(hdr(&f->pubs[0], "x-attempts"), "3");
 }
 
@@ -341,7 +343,7 @@ static void test_permanent(void **state)
     assert_int_equal(run_task(f, &out), 0);
     assert_int_equal(out, TASKEXEC_DEAD);
     check_dlq(f, "injected failure");
-    assert_int_equal(f->fin.outcome, STORE_OUTCOME_PERMANENT);
+    assert_int_equal(f->fin.outcome, TASKEXEC_ATTEMPT_PERMANENT);
     assert_string_equal(hdr(&f->pubs[0], "x-attempts"), "1");
 }
 
@@ -353,7 +355,7 @@ static void test_unknown_type(void **state)
     assert_int_equal(run_task(f, &out), 0);
     assert_int_equal(out, TASKEXEC_DEAD);
     check_dlq(f, "unknown task type: no.such-type");
-    assert_int_equal(f->fin.outcome, STORE_OUTCOME_PERMANENT);
+    assert_int_equal(f->fin.outcome, TASKEXEC_ATTEMPT_PERMANENT);
 }
 
 static void test_timeout_retries(void **state)
@@ -364,13 +366,13 @@ static void test_timeout_retries(void **state)
     enum taskexec_outcome out = TASKEXEC_DEAD;
     assert_int_equal(run_task(f, &out), 0);
     assert_int_equal(out, TASKEXEC_RETRIED);
-    assert_int_equal(f->fin.outcome, STORE_OUTCOME_TIMEOUT);
+    assert_int_equal(f->fin.outcome, TASKEXEC_ATTEMPT_TIMEOUT);
 }
 
 static void test_skips(void **state)
 {
     struct fake *f = *state;
-    enum store_claim cases[] = {STORE_CLAIM_DONE, STORE_CLAIM_NOT_FOUND};
+    enum taskexec_claim cases[] = {TASKEXEC_CLAIM_DONE, TASKEXEC_CLAIM_NOT_FOUND};
     for (size_t i = 0; i < 2; i++) {
         f->claim = cases[i];
         f->n_seq = 0;
@@ -386,7 +388,7 @@ static void test_skips(void **state)
 static void test_leased_deferred(void **state)
 {
     struct fake *f = *state;
-    f->claim = STORE_CLAIM_LEASED;
+    f->claim = TASKEXEC_CLAIM_LEASED;
     long long before = now_unix_ms();
     enum taskexec_outcome out = TASKEXEC_DEAD;
     assert_int_equal(run_task(f, &out), 0);
@@ -421,10 +423,10 @@ static void test_malformed(void **state)
 static void test_store_outage_recovers(void **state)
 {
     struct fake *f = *state;
-    f->claim_rcs[0] = STORE_EDB;
-    f->claim_rcs[1] = STORE_EDB;
+    f->claim_rcs[0] = TASKEXEC_OP_FAILED;
+    f->claim_rcs[1] = TASKEXEC_OP_FAILED;
     f->n_claim_rcs = 2;
-    f->finish_rcs[0] = STORE_EDB;
+    f->finish_rcs[0] = TASKEXEC_OP_FAILED;
     f->n_finish_rcs = 1;
     enum taskexec_outcome out = TASKEXEC_DEAD;
     assert_int_equal(run_task(f, &out), 0);
@@ -436,7 +438,7 @@ static void test_outage_with_cancel_gives_up(void **state)
 {
     struct fake *f = *state;
     for (int i = 0; i < 4; i++) {
-        f->claim_rcs[i] = STORE_EDB;
+        f->claim_rcs[i] = TASKEXEC_OP_FAILED;
     }
     f->n_claim_rcs = 4;
     atomic_store(&f->cancel, true);
@@ -451,8 +453,8 @@ static void test_publish_outage(void **state)
     struct fake *f = *state;
     snprintf(f->type, sizeof f->type, "fail");
     f->attempts = 3;
-    f->pub_rcs[0] = QUEUE_ETIMEDOUT;
-    f->pub_rcs[1] = QUEUE_EKAFKA;
+    f->pub_rcs[0] = TASKEXEC_OP_FAILED;
+    f->pub_rcs[1] = TASKEXEC_OP_FAILED;
     f->n_pub_rcs = 2;
     enum taskexec_outcome out = TASKEXEC_SUCCEEDED;
     assert_int_equal(run_task(f, &out), 0);
@@ -574,7 +576,7 @@ static void test_run_at_delayed_once_is_due(void **state)
     task_msg(value, sizeof value, &in);
     char nb[24];
     snprintf(nb, sizeof nb, "%lld", run_at_ms_of(value));
-    struct queue_header headers[] = {{"x-not-before", nb, strlen(nb)}};
+    struct taskexec_header headers[] = {{"x-not-before", nb, strlen(nb)}};
     struct taskexec_msg m = {
         .topic = "t.retry",
         .value = value,
@@ -600,7 +602,7 @@ static void test_run_at_publish_outage_with_cancel(void **state)
     char value[256];
     long long in = 10000;
     task_msg(value, sizeof value, &in);
-    f->pub_rcs[0] = QUEUE_ETIMEDOUT;
+    f->pub_rcs[0] = TASKEXEC_OP_FAILED;
     f->n_pub_rcs = 1;
     atomic_store(&f->cancel, true);
     enum taskexec_outcome out = TASKEXEC_DEAD;
@@ -734,7 +736,7 @@ static void test_notify(void **state)
     assert_int_equal(ids_parse(TASK_ID, strlen(TASK_ID), &id), 0);
     assert_true(ids_equal(&told.last, &id));
     f->finishes = 0;
-    f->finish_rcs[0] = STORE_ESTALE;
+    f->finish_rcs[0] = TASKEXEC_OP_STALE;
     f->n_finish_rcs = 1;
     assert_int_equal(run_task(f, &out), 0);
     assert_int_equal(out, TASKEXEC_SKIPPED);
@@ -752,6 +754,242 @@ static void test_new_rejects(void **state)
     taskexec_free(NULL);
     assert_string_equal(taskexec_outcome_name(TASKEXEC_DEFERRED), "deferred");
     assert_non_null(taskexec_strerror(TASKEXEC_EAGAIN));
+}
+
+/* A finish the database refuses (a value it cannot hold): recorded once more
+ * without the values, status kept, instead of retrying the refusal for ever. */
+static void test_refused_outcome_recorded_without_values(void **state)
+{
+    struct fake *f = *state;
+    snprintf(f->type, sizeof f->type, "echo");
+    f->payload = "{\"big\":1}";
+    f->finish_rcs[0] = TASKEXEC_OP_REFUSED;
+    f->n_finish_rcs = 1;
+    enum taskexec_outcome out = TASKEXEC_DEAD;
+    assert_int_equal(run_task(f, &out), TASKEXEC_OK);
+    assert_int_equal(out, TASKEXEC_SUCCEEDED);
+    assert_string_equal(f->seq, "cff");
+    assert_int_equal(f->fin.status, TASK_SUCCEEDED);
+    assert_string_equal(f->fin_result, "");
+    assert_non_null(strstr(f->fin_error, "refused"));
+}
+
+/* --- the handler gate (max_running) ------------------------------------------ */
+
+struct gate {
+    atomic_int inside, most, runs;
+    atomic_bool release; /* the "hold" handler returns once set */
+};
+
+static int hold_handler(void *arg, const struct handler_ctx *ctx, struct handler_out *out)
+{
+    struct gate *g = arg;
+    (void)ctx;
+    (void)out;
+    int now = atomic_fetch_add(&g->inside, 1) + 1;
+    int seen = atomic_load(&g->most);
+    while (now > seen && !atomic_compare_exchange_weak(&g->most, &seen, now)) {
+    }
+    atomic_fetch_add(&g->runs, 1);
+    while (!atomic_load(&g->release)) {
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    atomic_fetch_sub(&g->inside, 1);
+    return HANDLER_OK;
+}
+
+/* A thread-safe store for the gate tests: every claim gets a "hold" task. */
+static int gate_claim(void *ctx, const struct ids_id *id, const char *worker_id, int lease_ms,
+                      struct task *ret_task, enum taskexec_claim *ret_claim)
+{
+    (void)ctx;
+    (void)worker_id;
+    (void)lease_ms;
+    struct task t;
+    memset(&t, 0, sizeof t);
+    t.id = *id;
+    snprintf(t.type, sizeof t.type, "hold");
+    t.status = TASK_RUNNING;
+    t.attempts = 1;
+    t.max_attempts = 3;
+    t.payload = strdup("{}");
+    assert_non_null(t.payload);
+    *ret_task = t;
+    *ret_claim = TASKEXEC_CLAIMED;
+    return TASKEXEC_OP_OK;
+}
+
+static int gate_finish(void *ctx, const struct ids_id *id, int attempt,
+                       const struct taskexec_finish *fin)
+{
+    (void)ctx;
+    (void)id;
+    (void)attempt;
+    (void)fin;
+    return TASKEXEC_OP_OK;
+}
+
+static atomic_int extends;
+static atomic_int extend_rc; /* what gate_extend answers */
+
+static int gate_extend(void *ctx, const struct ids_id *id, int attempt, int lease_ms)
+{
+    (void)ctx;
+    (void)id;
+    (void)attempt;
+    (void)lease_ms;
+    atomic_fetch_add(&extends, 1);
+    return atomic_load(&extend_rc);
+}
+
+static const struct taskexec_store_ops gate_store_ops = {gate_claim, gate_finish, gate_extend};
+
+struct gate_run {
+    struct taskexec *te;
+    atomic_bool cancel;
+    int rc;
+};
+
+static void *gate_thread(void *arg)
+{
+    struct gate_run *g = arg;
+    const char *value = "{\"id\":\"" TASK_ID "\",\"type\":\"hold\"}";
+    struct taskexec_msg m = {.topic = "t", .value = value, .len = strlen(value)};
+    enum taskexec_outcome out;
+    g->rc = taskexec_run(g->te, &m, &g->cancel, &out);
+    return NULL;
+}
+
+static struct taskexec *gate_exec(struct gate *g, struct handler_registry **ret_reg)
+{
+    struct handler_registry *reg = NULL;
+    assert_int_equal(handler_registry_new(&reg), 0);
+    assert_int_equal(handler_register(reg, "hold", hold_handler, g), 0);
+    struct taskexec_config cfg = {.worker_id = "w-1",
+                                  .lease_ms = 30000,
+                                  .dep_retry_max_ms = 20,
+                                  .max_running = 1,
+                                  .extend_after_ms = 10};
+    struct taskexec *te = NULL;
+    assert_int_equal(taskexec_new(&cfg, &gate_store_ops, NULL, &queue_ops, NULL, reg, &te), 0);
+    *ret_reg = reg;
+    return te;
+}
+
+static void wait_inside(struct gate *g, int n)
+{
+    while (atomic_load(&g->inside) != n) {
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* max_running 1, three threads: one handler at a time, all three run. */
+static void test_gate_one_at_a_time(void **state)
+{
+    (void)state;
+    struct gate g = {0};
+    struct handler_registry *reg;
+    struct taskexec *te = gate_exec(&g, &reg);
+    struct gate_run runs[3];
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++) {
+        runs[i].te = te;
+        atomic_init(&runs[i].cancel, false);
+        runs[i].rc = -99;
+        assert_int_equal(pthread_create(&t[i], NULL, gate_thread, &runs[i]), 0);
+    }
+    wait_inside(&g, 1);
+    atomic_store(&g.release, true);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(runs[i].rc, TASKEXEC_OK);
+    }
+    assert_int_equal(atomic_load(&g.runs), 3);
+    assert_int_equal(atomic_load(&g.most), 1);
+    taskexec_free(te);
+    handler_registry_free(reg);
+}
+
+/* Waiting at the gate when the drain cancels: the attempt is handed back, the
+ * handler never runs. */
+static void test_gate_cancel_hands_back(void **state)
+{
+    (void)state;
+    struct gate g = {0};
+    struct handler_registry *reg;
+    struct taskexec *te = gate_exec(&g, &reg);
+    struct gate_run first = {.te = te, .rc = -99};
+    atomic_init(&first.cancel, false);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, gate_thread, &first), 0);
+    wait_inside(&g, 1); /* the one slot is taken */
+    struct gate_run second = {.te = te, .rc = -99};
+    atomic_init(&second.cancel, true);
+    gate_thread(&second);
+    assert_int_equal(second.rc, TASKEXEC_EHANDBACK);
+    assert_int_equal(atomic_load(&g.runs), 1);
+    atomic_store(&g.release, true);
+    pthread_join(t, NULL);
+    assert_int_equal(first.rc, TASKEXEC_OK);
+    taskexec_free(te);
+    handler_registry_free(reg);
+}
+
+/* A claimed task that waited for its slot longer than extend_after_ms has its lease
+ * renewed before it runs; one whose attempt moved on meanwhile is not run. */
+static void run_behind_holder(struct gate *g, struct taskexec *te, struct gate_run *second)
+{
+    struct gate_run first = {.te = te, .rc = -99};
+    atomic_init(&first.cancel, false);
+    pthread_t t1, t2;
+    assert_int_equal(pthread_create(&t1, NULL, gate_thread, &first), 0);
+    wait_inside(g, 1);
+    assert_int_equal(pthread_create(&t2, NULL, gate_thread, second), 0);
+    /* the second waits at the gate: give it more than extend_after_ms there */
+    struct timespec ts = {0, 50 * 1000000L};
+    nanosleep(&ts, NULL);
+    atomic_store(&g->release, true);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    assert_int_equal(first.rc, TASKEXEC_OK);
+}
+
+static void test_gate_wait_renews_lease(void **state)
+{
+    (void)state;
+    struct gate g = {0};
+    struct handler_registry *reg;
+    struct taskexec *te = gate_exec(&g, &reg);
+    atomic_store(&extends, 0);
+    atomic_store(&extend_rc, TASKEXEC_OP_OK);
+    struct gate_run second = {.te = te, .rc = -99};
+    atomic_init(&second.cancel, false);
+    run_behind_holder(&g, te, &second);
+    assert_int_equal(second.rc, TASKEXEC_OK);
+    assert_int_equal(atomic_load(&extends), 1); /* the waiter only */
+    assert_int_equal(atomic_load(&g.runs), 2);
+    taskexec_free(te);
+    handler_registry_free(reg);
+}
+
+static void test_gate_wait_superseded_is_not_run(void **state)
+{
+    (void)state;
+    struct gate g = {0};
+    struct handler_registry *reg;
+    struct taskexec *te = gate_exec(&g, &reg);
+    atomic_store(&extends, 0);
+    atomic_store(&extend_rc, TASKEXEC_OP_STALE);
+    struct gate_run second = {.te = te, .rc = -99};
+    atomic_init(&second.cancel, false);
+    run_behind_holder(&g, te, &second);
+    assert_int_equal(second.rc, TASKEXEC_OK); /* done: the newer attempt owns it */
+    assert_int_equal(atomic_load(&extends), 1);
+    assert_int_equal(atomic_load(&g.runs), 1); /* its handler never ran */
+    taskexec_free(te);
+    handler_registry_free(reg);
 }
 
 int main(void)
@@ -782,6 +1020,11 @@ int main(void)
         T(test_run_at_delayed_once_is_due),
         T(test_run_at_publish_outage_with_cancel),
         T(test_metrics),
+        T(test_refused_outcome_recorded_without_values),
+        cmocka_unit_test(test_gate_one_at_a_time),
+        cmocka_unit_test(test_gate_cancel_hands_back),
+        cmocka_unit_test(test_gate_wait_renews_lease),
+        cmocka_unit_test(test_gate_wait_superseded_is_not_run),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
