@@ -234,7 +234,8 @@ static int start(struct wiring *w, struct publish_target *pt, struct api_probe *
                             c->http_timeout_s,
                             c->http_max_body_bytes,
                             c->json_max_depth,
-                            c->idempotency_ttl_s};
+                            c->idempotency_ttl_s,
+                            c->task_timeout_ms_max};
 
     struct auth_config authc = {c->jwt_secret, c->jwt_issuer, c->token_ttl_s, 5};
     struct cache_config cc = {.host = c->redis_host,
@@ -245,6 +246,7 @@ static int start(struct wiring *w, struct publish_target *pt, struct api_probe *
                               .breaker_open_ms = c->redis_breaker_open_ms,
                               .lease_ms = REDIS_LEASE_MS};
     struct status_read_config rc = {.lru_entries = (size_t)c->status_lru_entries,
+                                    .lru_bytes = (size_t)c->status_lru_bytes,
                                     .lru_ttl_ms = c->status_lru_ttl_ms,
                                     .negative_ttl_ms = c->status_negative_ttl_ms,
                                     .redis_ttl_ms = c->redis_ttl_ms,

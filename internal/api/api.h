@@ -31,6 +31,7 @@ struct api_config {
     long long max_body_bytes;
     int json_max_depth;
     int idempotency_ttl_s;
+    int task_timeout_ms_max; /* POST /tasks: a larger timeout_ms is a 400; 0: none */
 };
 
 /* A dependency /readyz reports: name and a probe that answers quickly. */

@@ -15,7 +15,7 @@ void api_h_tasks_cancel(struct api_request *req)
     enum control_cancel outcome;
     struct ids_id id;
     struct task t;
-    cJSON *view;
+    char *view;
 
     if (ids_parse(req->param, strlen(req->param), &id) < 0) {
         api_problem(req, MHD_HTTP_BAD_REQUEST, "malformed-id", "Malformed Task Id",
@@ -37,12 +37,11 @@ void api_h_tasks_cancel(struct api_request *req)
         model_task_release(&t);
         return;
     }
-    view = model_task_view(&t);
+    view = model_task_view_text(&t);
     model_task_release(&t);
     if (!view) {
         api_problem_oom(req);
         return;
     }
-    api_respond_json(req, MHD_HTTP_OK, view);
-    cJSON_Delete(view);
+    api_respond_text(req, MHD_HTTP_OK, view, "application/json");
 }

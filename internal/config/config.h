@@ -103,6 +103,11 @@ struct config {
 
     /* dispatchctl */
     char *migrations_dir;
+
+    /* payloads (issue 9) */
+    long long status_lru_bytes; /* byte budget of the producer's view cache */
+    int task_timeout_ms_max;    /* ceiling of a task's timeout_ms (producer and worker) */
+    int worker_test_handlers;   /* 1: register the sleep and fail handlers */
 };
 
 enum config_result {

@@ -5,6 +5,7 @@
 #include "status/status.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static void release_tasks(struct task *tasks, size_t n)
 {
@@ -51,4 +52,49 @@ void status_page_release(struct status_page *page)
     release_tasks(page->items, page->n);
     page->items = NULL;
     page->n = 0;
+}
+
+/* {"items":[views...],"next_cursor":...} by splicing each task's view text: a page of
+ * a hundred 1 MiB payloads costs the page's bytes, never a parse of them. */
+char *status_page_text(const struct status_page *page, const char *next_cursor)
+{
+    static const char open[] = "{\"items\":[", mid_null[] = "],\"next_cursor\":null}";
+    char **views = calloc(page->n > 0 ? page->n : 1, sizeof *views);
+    size_t total = sizeof open + sizeof mid_null + (next_cursor ? strlen(next_cursor) + 2 : 0);
+    char *out = NULL, *w;
+    size_t i;
+
+    if (!views)
+        return NULL;
+    for (i = 0; i < page->n; i++) {
+        if (!(views[i] = model_task_view_text(&page->items[i])))
+            goto out_views;
+        total += strlen(views[i]) + 1;
+    }
+    out = malloc(total);
+    if (!out)
+        goto out_views;
+    w = out;
+    memcpy(w, open, sizeof open - 1);
+    w += sizeof open - 1;
+    for (i = 0; i < page->n; i++) {
+        size_t n = strlen(views[i]);
+        if (i > 0)
+            *w++ = ',';
+        memcpy(w, views[i], n);
+        w += n;
+    }
+    if (next_cursor) {
+        size_t n = strlen(next_cursor);
+        memcpy(w, "],\"next_cursor\":\"", 17);
+        memcpy(w + 17, next_cursor, n);
+        memcpy(w + 17 + n, "\"}", 3);
+    } else {
+        memcpy(w, mid_null, sizeof mid_null);
+    }
+out_views:
+    for (i = 0; i < page->n; i++)
+        free(views[i]);
+    free(views);
+    return out;
 }
