@@ -44,7 +44,7 @@ static bool status_valid(const char *s)
 }
 
 /* {items: [task views], next_cursor: string|null} as text, or NULL on ENOMEM. */
-static char *page_json(const struct status_page *page)
+static char *page_json(struct status_page *page)
 {
     char cursor[sodium_base64_ENCODED_LEN(16, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
     if (page->more)

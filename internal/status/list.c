@@ -54,47 +54,60 @@ void status_page_release(struct status_page *page)
     page->n = 0;
 }
 
-/* {"items":[views...],"next_cursor":...} by splicing each task's view text: a page of
- * a hundred 1 MiB payloads costs the page's bytes, never a parse of them. */
-char *status_page_text(const struct status_page *page, const char *next_cursor)
+/* Appends n bytes to *buf (len, cap), growing it by doubling; false on ENOMEM. */
+static bool append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 {
-    static const char open[] = "{\"items\":[", mid_null[] = "],\"next_cursor\":null}";
-    char **views = calloc(page->n > 0 ? page->n : 1, sizeof *views);
-    size_t total = sizeof open + sizeof mid_null + (next_cursor ? strlen(next_cursor) + 2 : 0);
-    char *out = NULL, *w;
-    size_t i;
+    if (n + 1 > *cap - *len) {
+        size_t want = *cap;
+        char *p;
+        while (n + 1 > want - *len)
+            want *= 2;
+        if (!(p = realloc(*buf, want)))
+            return false;
+        *buf = p;
+        *cap = want;
+    }
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+    return true;
+}
 
-    if (!views)
+/* {"items":[views...],"next_cursor":...}: each view rendered with the stored payload
+ * spliced in, appended, and freed at once, with the task's payload and result: a
+ * page of a hundred 1 MiB payloads costs about the page's bytes once beside the rows,
+ * never a parse of them. */
+char *status_page_text(struct status_page *page, const char *next_cursor)
+{
+    size_t cap = 64, len = 0, i;
+    char *out;
+    bool ok;
+
+    for (i = 0; i < page->n; i++) /* the payloads and results, and room for the rest */
+        cap += (page->items[i].payload ? strlen(page->items[i].payload) : 4) +
+               (page->items[i].result ? strlen(page->items[i].result) : 4) + 768;
+    if (!(out = malloc(cap)))
         return NULL;
-    for (i = 0; i < page->n; i++) {
-        if (!(views[i] = model_task_view_text(&page->items[i])))
-            goto out_views;
-        total += strlen(views[i]) + 1;
+    ok = append(&out, &len, &cap, "{\"items\":[", 10);
+    for (i = 0; ok && i < page->n; i++) {
+        struct task *t = &page->items[i];
+        char *view = model_task_view_text(t);
+        ok = view && (i == 0 || append(&out, &len, &cap, ",", 1)) &&
+             append(&out, &len, &cap, view, strlen(view));
+        free(view);
+        free(t->payload);
+        free(t->result);
+        t->payload = t->result = NULL;
     }
-    out = malloc(total);
-    if (!out)
-        goto out_views;
-    w = out;
-    memcpy(w, open, sizeof open - 1);
-    w += sizeof open - 1;
-    for (i = 0; i < page->n; i++) {
-        size_t n = strlen(views[i]);
-        if (i > 0)
-            *w++ = ',';
-        memcpy(w, views[i], n);
-        w += n;
+    if (ok && next_cursor)
+        ok = append(&out, &len, &cap, "],\"next_cursor\":\"", 17) &&
+             append(&out, &len, &cap, next_cursor, strlen(next_cursor)) &&
+             append(&out, &len, &cap, "\"}", 2);
+    else if (ok)
+        ok = append(&out, &len, &cap, "],\"next_cursor\":null}", 21);
+    if (!ok) {
+        free(out);
+        return NULL;
     }
-    if (next_cursor) {
-        size_t n = strlen(next_cursor);
-        memcpy(w, "],\"next_cursor\":\"", 17);
-        memcpy(w + 17, next_cursor, n);
-        memcpy(w + 17 + n, "\"}", 3);
-    } else {
-        memcpy(w, mid_null, sizeof mid_null);
-    }
-out_views:
-    for (i = 0; i < page->n; i++)
-        free(views[i]);
-    free(views);
     return out;
 }

@@ -70,8 +70,11 @@ int status_list(const struct status *st, const struct status_query *q,
 void status_page_release(struct status_page *page);
 /* The page as the API's JSON text, {"items":[task views],"next_cursor":<next_cursor
  * or null>} (next_cursor must need no escaping), each view spliced as
- * model_task_view_text renders it; owned (free()), NULL on ENOMEM. */
-char *status_page_text(const struct status_page *page, const char *next_cursor);
+ * model_task_view_text renders it; owned (free()), NULL on ENOMEM.  Frees each
+ * item's payload and result once rendered (NULL after; the page's other fields stay):
+ * the memory a page costs is then its rows or its text, hardly both at once.
+ * Release the page afterwards as usual. */
+char *status_page_text(struct status_page *page, const char *next_cursor);
 
 /* --- the cached read path ------------------------------------------------------
  *
