@@ -293,8 +293,16 @@ static cJSON *view_object(const struct task *t, bool result_as_string)
  * "result": <result> spliced in first, as stored: re-parsing a payload of up to a
  * mebibyte only to print it again costs tens of megabytes and loses the digits of
  * numbers a double cannot hold. */
+/* Copies n bytes to w and returns the end (the text is terminated by the caller). */
+static char *put_bytes(char *w, const char *s, size_t n)
+{
+    memcpy(w, s, n);
+    return w + n;
+}
+
 static char *print_spliced(cJSON *o, const char *payload, const char *result)
 {
+    static const char open_payload[] = "{\"payload\":", result_name[] = ",\"result\":";
     char *head = o ? cJSON_PrintUnformatted(o) : NULL;
     char *out = NULL, *w;
     size_t hlen, plen, rlen;
@@ -304,16 +312,13 @@ static char *print_spliced(cJSON *o, const char *payload, const char *result)
     hlen = strlen(head);
     plen = strlen(payload);
     rlen = result ? strlen(result) : 0;
-    out = malloc(hlen + plen + rlen + sizeof "{\"payload\":,\"result\":,");
+    out = malloc(hlen + plen + rlen + sizeof open_payload + sizeof result_name + 1);
     if (out) {
-        w = out;
-        memcpy(w, "{\"payload\":", 11);
-        memcpy(w + 11, payload, plen);
-        w += 11 + plen;
+        w = put_bytes(out, open_payload, sizeof open_payload - 1);
+        w = put_bytes(w, payload, plen);
         if (result) {
-            memcpy(w, ",\"result\":", 10);
-            memcpy(w + 10, result, rlen);
-            w += 10 + rlen;
+            w = put_bytes(w, result_name, sizeof result_name - 1);
+            w = put_bytes(w, result, rlen);
         }
         /* head is "{...}" with at least one member: drop its '{', keep its NUL */
         *w = ',';
