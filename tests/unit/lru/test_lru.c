@@ -251,7 +251,7 @@ static void test_concurrent_stress(void **state)
  * older value with it. */
 static void test_byte_budget(void **state)
 {
-    char big[1001], key[8];
+    char big[1001], key[16];
     struct lru *l = NULL;
     (void)state;
     memset(big, 'v', 1000);
