@@ -64,7 +64,8 @@ def test_payload_round_trips_byte_exact(producer, worker):
     assert mine and mine[0]["payload"]["big"] == 12345678901234567891
 
 
-def test_payload_round_trips_through_cancel(producer):
+def test_payload_round_trips_through_cancel(own_stack):
+    producer = own_stack["client"]  # scheduled tasks stay off the session's topics
     task_id = submit_raw(producer, "noop", PAYLOAD, f', "run_at": "{later(3600)}"')
     r = producer.post(f"/tasks/{task_id}/cancel")
     assert r.status == 200, r.body
@@ -91,7 +92,8 @@ def test_payload_round_trips_through_the_dlq(producer, worker):
     assert lines and payload in lines[0], out.stdout[-2000:]
 
 
-def test_fingerprint_keeps_every_digit(producer):
+def test_fingerprint_keeps_every_digit(own_stack):
+    producer = own_stack["client"]
     key = "payloads-" + secrets.token_hex(6)
     first = '{"type": "noop", "payload": {"n": 12345678901234567891}, "run_at": "%s"}' % later(3600)
     r = post_raw(producer, first, {"Idempotency-Key": key})
@@ -108,7 +110,8 @@ def test_fingerprint_keeps_every_digit(producer):
     assert r3.headers["Content-Type"].startswith("application/problem+json")
 
 
-def test_timeout_ceiling_is_a_400(producer):
+def test_timeout_ceiling_is_a_400(own_stack):
+    producer = own_stack["client"]
     r = producer.post("/tasks", {"type": "noop", "payload": {}, "timeout_ms": 3600001})
     assert r.status == 400, r.body
     assert r.headers["Content-Type"].startswith("application/problem+json")
@@ -135,12 +138,15 @@ def large_payload(approx_bytes):
     return "[" + ", ".join([item] * n) + "]"
 
 
-def test_listing_large_payloads_costs_bounded_memory(producer):
+def test_listing_large_payloads_costs_bounded_memory(own_topics):
+    """A producer of its own (its pid is ours to watch) on this module's topics: the
+    session's worker never sees the large tasks."""
     port = free_port()
     svc = Service("producer-payloads", [binary("dispatch-producer"), "--config", stack_env_file(),
                                         "--http-addr", f"127.0.0.1:{port}"],
                   f"http://127.0.0.1:{port}/healthz",
-                  {"DISPATCH_JWT_SECRET": JWT_SECRET, "DISPATCH_OUTBOX_AGE_MS": "3600000"})
+                  {**own_topics, "DISPATCH_JWT_SECRET": JWT_SECRET,
+                   "DISPATCH_OUTBOX_AGE_MS": "3600000"})
     try:
         wait_until(svc.healthy, 20, "the producer's /healthz")
         from conftest import new_user
@@ -148,7 +154,7 @@ def test_listing_large_payloads_costs_bounded_memory(producer):
         n, size = 10, 900 * 1000  # the message, envelope included, must fit Kafka's 1 MB
         payload = large_payload(size)
         for _ in range(n):
-            submit_raw(client, "noop", payload, f', "run_at": "{later(3600)}"')
+            submit_raw(client, "noop", payload)
         before = vm_rss_kib(svc.proc.pid)
         peak = [before]
         stop = threading.Event()
