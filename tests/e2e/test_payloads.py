@@ -187,6 +187,43 @@ def test_listing_large_payloads_costs_bounded_memory(own_topics):
         assert svc.stop() == 0, svc.tail()
 
 
+def lru_hits(client):
+    r = client.get("/metrics")
+    assert r.status == 200
+    m = re.search(rb'^cache_requests_total\{layer="lru",result="hit"\} (\S+)$', r.body, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def test_lru_byte_budget(own_topics):
+    """status_lru_bytes=1 MiB: 64 KiB per shard.  A small view is cached (LRU hits
+    grow); a view of ~200 kB is larger than a shard's share, so it never is."""
+    port = free_port()
+    svc = Service("producer-lru-bytes", [binary("dispatch-producer"), "--config", stack_env_file(),
+                                         "--http-addr", f"127.0.0.1:{port}"],
+                  f"http://127.0.0.1:{port}/healthz",
+                  {**own_topics, "DISPATCH_JWT_SECRET": JWT_SECRET,
+                   "DISPATCH_OUTBOX_AGE_MS": "3600000", "DISPATCH_STATUS_LRU_BYTES": "1048576",
+                   "DISPATCH_STATUS_LRU_TTL_MS": "60000"})
+    try:
+        wait_until(svc.healthy, 20, "the producer's /healthz")
+        from conftest import new_user
+        anon = Client(f"http://127.0.0.1:{port}")
+        client = anon.as_user(new_user(anon)[2])
+        run_at = f', "run_at": "{later(3600)}"'  # nothing changes them meanwhile
+        small = submit_raw(client, "noop", '{"n": 1}', run_at)
+        large = submit_raw(client, "noop", large_payload(200 * 1000), run_at)
+
+        def hits_after(task_id):
+            before = lru_hits(anon)
+            for _ in range(6):
+                assert client.get(f"/tasks/{task_id}").status == 200
+            return lru_hits(anon) - before
+        assert hits_after(large) == 0
+        assert hits_after(small) >= 3
+    finally:
+        assert svc.stop() == 0, svc.tail()
+
+
 # --- test handlers, ceilings and http errors on a worker of our own ------------------
 
 @pytest.fixture(scope="module")
