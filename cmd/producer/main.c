@@ -433,7 +433,8 @@ static int start(struct wiring *w, struct publish_target *pt, struct api_depende
                             c->http_connection_memory_bytes,
                             c->http_body_budget_bytes,
                             c->http_anon_max_body_bytes,
-                            c->request_deadline_ms};
+                            c->request_deadline_ms,
+                            c->task_timeout_ms_max};
 
     struct auth_config authc = {c->jwt_secret, c->jwt_issuer, c->token_ttl_s, 5};
     struct cache_config cc = {.host = c->redis_host,
@@ -444,6 +445,7 @@ static int start(struct wiring *w, struct publish_target *pt, struct api_depende
                               .breaker_open_ms = c->redis_breaker_open_ms,
                               .lease_ms = REDIS_LEASE_MS};
     struct status_read_config rc = {.lru_entries = (size_t)c->status_lru_entries,
+                                    .lru_bytes = (size_t)c->status_lru_bytes,
                                     .lru_ttl_ms = c->status_lru_ttl_ms,
                                     .negative_ttl_ms = c->status_negative_ttl_ms,
                                     .redis_ttl_ms = c->redis_ttl_ms,

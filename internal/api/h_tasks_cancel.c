@@ -15,7 +15,7 @@
 /* The call's answer: the task as it now is, 404, 409, or 503. */
 static void respond_cancel(struct api_call *call, struct api_request *req)
 {
-    cJSON *view;
+    char *view;
     if (call->rc != CONTROL_OK) {
         api_problem_unavailable(req, "the task store is unavailable; retry later");
         return;
@@ -30,13 +30,12 @@ static void respond_cancel(struct api_call *call, struct api_request *req)
                     req->param, model_status_name(call->task.status));
         return;
     }
-    view = model_task_view(&call->task);
+    view = model_task_view_text(&call->task);
     if (!view) {
         api_problem_oom(req);
         return;
     }
-    api_respond_json(req, MHD_HTTP_OK, view);
-    cJSON_Delete(view);
+    api_respond_text(req, MHD_HTTP_OK, view, "application/json");
 }
 
 static void release_cancel(struct api_call *call)

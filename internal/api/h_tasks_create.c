@@ -29,6 +29,12 @@ static bool url_acceptable(const char *u)
 /* Field checks the spec array cannot express; prepares the 400 and returns false. */
 static bool check_fields(struct api_request *req, const struct create_body *b, int64_t *run_at)
 {
+    long long ceiling = req->api->cfg.task_timeout_ms_max;
+    if (ceiling > 0 && b->timeout_ms > ceiling) {
+        api_problem(req, MHD_HTTP_BAD_REQUEST, "validation", "Invalid Request",
+                    "timeout_ms: must be at most %lld", ceiling);
+        return false;
+    }
     if (!model_type_valid(b->type)) {
         api_problem(req, MHD_HTTP_BAD_REQUEST, "validation", "Invalid Request",
                     "type: must match ^[a-z0-9][a-z0-9._-]{0,63}$");
@@ -58,6 +64,24 @@ static char *dup_opt(const char *s, bool *ok)
     return d;
 }
 
+/* The payload exactly as the client sent it: the bytes of the body's "payload"
+ * member (the body was validated whole; the member is there once), whitespace inside
+ * it included.  NULL on ENOMEM (or, impossibly, when the scanner disagrees). */
+static char *payload_as_sent(const struct api_request *req)
+{
+    size_t off, len;
+    char *p;
+    if (jsonx_member_span(req->body, req->body_len, "payload", req->api->cfg.json_max_depth, &off,
+                          &len) != JSONX_OK)
+        return NULL;
+    p = malloc(len + 1);
+    if (p) {
+        memcpy(p, req->body + off, len);
+        p[len] = '\0';
+    }
+    return p;
+}
+
 /* Builds the new task from a validated body. */
 static bool build_task(struct api_request *req, struct api_call *c, const struct create_body *b,
                        int64_t run_at)
@@ -72,7 +96,7 @@ static bool build_task(struct api_request *req, struct api_call *c, const struct
     t->priority = (int)b->priority;
     t->max_attempts = (int)b->max_attempts;
     t->timeout_ms = (int)b->timeout_ms;
-    t->payload = cJSON_PrintUnformatted(b->payload);
+    t->payload = payload_as_sent(req);
     t->ordering_key = dup_opt(b->ordering_key, &ok);
     t->callback_url = dup_opt(b->callback_url, &ok);
     memcpy(t->traceparent, req->traceparent, sizeof t->traceparent);
@@ -94,13 +118,12 @@ static void add_location(struct api_request *req, const struct ids_id *id)
 /* The 202 body: the view the pipeline rendered (and stored under the key). */
 static void respond_accepted(struct api_request *req, struct submit_request *sr)
 {
-    cJSON *view;
+    char *view;
     if (sr->view) {
         api_respond_text(req, MHD_HTTP_ACCEPTED, sr->view, "application/json");
         sr->view = NULL; /* the response owns it now */
-    } else if ((view = model_task_view(&sr->task))) {
-        api_respond_json(req, MHD_HTTP_ACCEPTED, view);
-        cJSON_Delete(view);
+    } else if ((view = model_task_view_text(&sr->task))) {
+        api_respond_text(req, MHD_HTTP_ACCEPTED, view, "application/json");
     } else {
         api_problem_oom(req);
         return;
@@ -192,7 +215,7 @@ static bool read_idempotency(struct api_request *req, struct api_call *call, con
                     "Idempotency-Key must be 1..%d printable ASCII characters", IDEM_KEY_MAX);
         return false;
     }
-    canon = jsonx_canonical(root);
+    canon = jsonx_canonical_text(root, req->body, req->body_len);
     if (!canon) {
         api_problem_oom(req);
         return false;

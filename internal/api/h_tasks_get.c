@@ -27,7 +27,7 @@ static void get_uncached(struct api_request *req, const struct ids_id *id)
 {
     struct task t;
     char etag[API_ETAG_LEN + 1];
-    cJSON *view;
+    char *view;
     int rc;
 
     rc = status_get(req->api->deps.status, id, &req->user, &t);
@@ -36,20 +36,19 @@ static void get_uncached(struct api_request *req, const struct ids_id *id)
         return;
     }
     api_etag(&t, etag);
-    view = model_task_view(&t);
+    view = model_task_view_text(&t);
     model_task_release(&t);
     if (!view) {
         api_problem_oom(req);
         return;
     }
     if (api_if_none_match(req, etag)) {
-        api_respond_not_modified(req, etag, view);
+        api_respond_not_modified_text(req, etag, view);
     } else {
-        api_respond_json(req, MHD_HTTP_OK, view);
+        api_respond_text(req, MHD_HTTP_OK, view, "application/json");
         if (req->status == MHD_HTTP_OK)
             api_add_header(req, MHD_HTTP_HEADER_ETAG, etag);
     }
-    cJSON_Delete(view);
 }
 
 static void etag_of(const struct status_view *v, char out[API_ETAG_LEN + 1])

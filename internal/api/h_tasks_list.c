@@ -46,39 +46,20 @@ static bool status_valid(const char *s)
     return model_status_parse(s, &st) == 0;
 }
 
-/* {items: [task views], next_cursor: string|null}, or NULL on ENOMEM. */
-static cJSON *page_json(const struct status_page *page)
+/* {items: [task views], next_cursor: string|null} as text, or NULL on ENOMEM. */
+static char *page_json(struct status_page *page)
 {
-    cJSON *root = cJSON_CreateObject();
-    cJSON *items = cJSON_AddArrayToObject(root, "items");
     char cursor[sodium_base64_ENCODED_LEN(16, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
-    if (!items)
-        goto out_fail;
-    for (size_t i = 0; i < page->n; i++) {
-        cJSON *view = model_task_view(&page->items[i]);
-        if (!view || !cJSON_AddItemToArray(items, view)) {
-            cJSON_Delete(view);
-            goto out_fail;
-        }
-    }
-    if (page->more) {
+    if (page->more)
         sodium_bin2base64(cursor, sizeof cursor, page->next.b, sizeof page->next.b,
                           sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-        if (!cJSON_AddStringToObject(root, "next_cursor", cursor))
-            goto out_fail;
-    } else if (!cJSON_AddNullToObject(root, "next_cursor")) {
-        goto out_fail;
-    }
-    return root;
-out_fail:
-    cJSON_Delete(root);
-    return NULL;
+    return status_page_text(page, page->more ? cursor : NULL);
 }
 
 /* The call's answer: the page, or 503 when the store failed. */
 static void respond_page(struct api_call *call, struct api_request *req)
 {
-    cJSON *body;
+    char *body;
     if (call->rc != STATUS_OK) {
         api_problem_unavailable(req, "the task store is unavailable; retry later");
         return;
@@ -88,8 +69,7 @@ static void respond_page(struct api_call *call, struct api_request *req)
         api_problem_oom(req);
         return;
     }
-    api_respond_json(req, MHD_HTTP_OK, body);
-    cJSON_Delete(body);
+    api_respond_text(req, MHD_HTTP_OK, body, "application/json");
 }
 
 static void release_page(struct api_call *call)

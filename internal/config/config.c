@@ -280,6 +280,16 @@ static const struct config_option options[] = {
     INT(rate_limit_max_keys, "100000", P, 64, 10000000,
         "Users, addresses and emails whose buckets a producer holds (least recently used "
         "forgotten first)."),
+    /* payloads (issue 9): bounded views, test handlers, timeout ceiling */
+    LLONG(status_lru_bytes, "67108864", P, 4096, 1099511627776LL,
+          "Bytes of rendered task views the producer's in-process cache holds at most "
+          "(the oldest go first)."),
+    INT(task_timeout_ms_max, "3600000", P | W, 1, 86400000,
+        "Largest timeout_ms a task may ask for (POST /tasks answers 400 beyond it); the "
+        "worker clamps every deadline to it too."),
+    INT(worker_test_handlers, "0", W, 0, 1,
+        "1 registers the built-in sleep and fail handlers (tests and benchmarks only); with "
+        "0 such tasks fail for good (\"unknown task type: sleep\")."),
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

@@ -135,6 +135,10 @@ struct config {
     int rate_limit_redis;          /* 1: budgets shared through Redis; 0: per process */
     int rate_limit_lease_ms;       /* a lease from Redis covers this much of the rate */
     int rate_limit_max_keys;       /* keys (users, addresses, emails) held in process */
+    /* payloads (issue 9) */
+    long long status_lru_bytes; /* byte budget of the producer's view cache */
+    int task_timeout_ms_max;    /* ceiling of a task's timeout_ms (producer and worker) */
+    int worker_test_handlers;   /* 1: register the sleep and fail handlers */
 };
 
 enum config_result {

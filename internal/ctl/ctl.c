@@ -142,7 +142,6 @@ static int cmd_task_get(const struct config *cfg, int argc, char **argv, FILE *o
     struct ids_id id;
     struct task t;
     char *text;
-    cJSON *view;
     int rc;
 
     if (argc != 1 || ids_parse(argv[0], strlen(argv[0]), &id) < 0) {
@@ -164,14 +163,14 @@ static int cmd_task_get(const struct config *cfg, int argc, char **argv, FILE *o
         fprintf(err, "dispatchctl: the task store is unavailable\n");
         return EX_UNAVAILABLE;
     }
-    view = model_task_view(&t);
+    /* the view's own text (payload and result as stored, digits and all), not a
+     * re-print of a parse of it */
+    text = model_task_view_text(&t);
     model_task_release(&t);
-    text = view ? cJSON_Print(view) : NULL;
-    cJSON_Delete(view);
     if (!text)
         return EX_SOFTWARE;
     fprintf(out, "%s\n", text);
-    cJSON_free(text);
+    free(text);
     return EX_OK;
 }
 

@@ -22,13 +22,11 @@
 /* Prints one task as a JSON line (its view). */
 static int print_json_line(const struct task *t, FILE *out)
 {
-    cJSON *view = model_task_view(t);
-    char *text = view ? cJSON_PrintUnformatted(view) : NULL;
-    cJSON_Delete(view);
+    char *text = model_task_view_text(t);
     if (!text)
         return -1;
     fprintf(out, "%s\n", text);
-    cJSON_free(text);
+    free(text);
     return 0;
 }
 

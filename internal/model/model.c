@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "jsonx/jsonx.h"
+
 static const char *const status_names[TASK_STATUS_COUNT] = {
     [TASK_PENDING] = "PENDING",   [TASK_QUEUED] = "QUEUED",       [TASK_RUNNING] = "RUNNING",
     [TASK_RETRYING] = "RETRYING", [TASK_SUCCEEDED] = "SUCCEEDED", [TASK_DEAD] = "DEAD",
@@ -252,17 +254,6 @@ static bool add_time(cJSON *obj, const char *name, int64_t us)
     return cJSON_AddStringToObject(obj, name, buf) != NULL;
 }
 
-static bool add_json_text(cJSON *obj, const char *name, const char *text)
-{
-    cJSON *v = text ? cJSON_Parse(text) : cJSON_CreateNull();
-    if (!v)
-        v = cJSON_CreateString(text); /* stored text that is not JSON: keep it visible */
-    if (!v)
-        return false;
-    cJSON_AddItemToObject(obj, name, v);
-    return true;
-}
-
 static bool add_opt_string(cJSON *obj, const char *name, const char *s)
 {
     if (!s)
@@ -270,9 +261,9 @@ static bool add_opt_string(cJSON *obj, const char *name, const char *s)
     return cJSON_AddStringToObject(obj, name, s) != NULL;
 }
 
-/* The view's fields; the payload only when with_payload (the text renderers splice
- * the stored payload in instead of parsing it). */
-static cJSON *view_object(const struct task *t, bool with_payload)
+/* The view's fields but the payload and a result that is JSON: the renderer splices
+ * those in as stored instead of parsing them. */
+static cJSON *view_object(const struct task *t, bool result_as_string)
 {
     char id[IDS_TEXT_LEN + 1];
     cJSON *v = cJSON_CreateObject();
@@ -285,8 +276,8 @@ static cJSON *view_object(const struct task *t, bool with_payload)
          cJSON_AddNumberToObject(v, "priority", t->priority) &&
          cJSON_AddNumberToObject(v, "attempts", t->attempts) &&
          cJSON_AddNumberToObject(v, "max_attempts", t->max_attempts) &&
-         (!with_payload || add_json_text(v, "payload", t->payload)) &&
-         add_json_text(v, "result", t->result) && add_opt_string(v, "last_error", t->last_error) &&
+         (!result_as_string || cJSON_AddStringToObject(v, "result", t->result)) &&
+         add_opt_string(v, "last_error", t->last_error) &&
          add_time(v, "created_at", t->created_at) && add_time(v, "updated_at", t->updated_at) &&
          add_time(v, "run_at", t->run_at) && add_time(v, "started_at", t->started_at) &&
          add_time(v, "finished_at", t->finished_at);
@@ -297,39 +288,57 @@ static cJSON *view_object(const struct task *t, bool with_payload)
     return v;
 }
 
-cJSON *model_task_view(const struct task *t)
+/* Prints o (consumed) with "payload": <payload> and, when result is not NULL,
+ * "result": <result> spliced in first, as stored: re-parsing a payload of up to a
+ * mebibyte only to print it again costs tens of megabytes and loses the digits of
+ * numbers a double cannot hold. */
+/* Copies n bytes to w and returns the end (the text is terminated by the caller). */
+static char *put_bytes(char *w, const char *s, size_t n)
 {
-    return view_object(t, true);
+    memcpy(w, s, n);
+    return w + n;
 }
 
-/* Prints o (consumed) with "payload": <the stored payload text> spliced in first: it
- * is valid JSON already (checked on the way in), and re-parsing a payload of up to a
- * mebibyte only to print it again is waste on the submit and read paths. */
-static char *print_with_payload(cJSON *o, const char *payload)
+static char *print_spliced(cJSON *o, const char *payload, const char *result)
 {
+    static const char open_payload[] = "{\"payload\":", result_name[] = ",\"result\":";
     char *head = o ? cJSON_PrintUnformatted(o) : NULL;
-    char *out = NULL;
-    size_t hlen, plen;
+    char *out = NULL, *w;
+    size_t hlen, plen, rlen;
     cJSON_Delete(o);
     if (!head)
         return NULL;
     hlen = strlen(head);
     plen = strlen(payload);
-    out = malloc(hlen + plen + sizeof "{\"payload\":,");
+    rlen = result ? strlen(result) : 0;
+    out = malloc(hlen + plen + rlen + sizeof open_payload + sizeof result_name + 1);
     if (out) {
-        memcpy(out, "{\"payload\":", 11);
-        memcpy(out + 11, payload, plen);
+        w = put_bytes(out, open_payload, sizeof open_payload - 1);
+        w = put_bytes(w, payload, plen);
+        if (result) {
+            w = put_bytes(w, result_name, sizeof result_name - 1);
+            w = put_bytes(w, result, rlen);
+        }
         /* head is "{...}" with at least one member: drop its '{', keep its NUL */
-        out[11 + plen] = ',';
-        memcpy(out + 12 + plen, head + 1, hlen);
+        *w = ',';
+        memcpy(w + 1, head + 1, hlen);
     }
     cJSON_free(head);
     return out;
 }
 
+/* A stored payload was checked on the way in; a result comes from a handler (custom
+ * ones included) and is spliced only when it is JSON, else shown as a string.  The
+ * scanner builds nothing, so this costs a pass over the bytes and no memory. */
+#define RESULT_MAX_DEPTH 512
+
 char *model_task_view_text(const struct task *t)
 {
-    return print_with_payload(view_object(t, false), t->payload);
+    const char *payload = t->payload ? t->payload : "null";
+    const char *result = t->result ? t->result : "null";
+    bool as_string =
+        t->result && jsonx_validate(t->result, strlen(t->result), RESULT_MAX_DEPTH) != JSONX_OK;
+    return print_spliced(view_object(t, as_string), payload, as_string ? NULL : result);
 }
 
 char *model_task_message(const struct task *t)
@@ -351,7 +360,7 @@ char *model_task_message(const struct task *t)
         cJSON_Delete(o);
         return NULL;
     }
-    return print_with_payload(o, t->payload);
+    return print_spliced(o, t->payload ? t->payload : "null", NULL);
 }
 
 const char *model_task_key(const struct task *t, char idbuf[IDS_TEXT_LEN + 1], size_t *ret_len)

@@ -75,11 +75,11 @@ void model_time_format(int64_t us, char out[32]);
 /* Parses RFC 3339 with 'Z' or a numeric offset, optional fraction. Returns 0 or -1. */
 int model_time_parse(const char *s, int64_t *ret_us);
 
-/* The task view of SPEC §3 as a new cJSON object owned by the caller, or NULL on
- * ENOMEM.  payload and result are embedded as JSON values, not strings. */
-cJSON *model_task_view(const struct task *t);
-/* The same view as JSON text (owned, free()), with the stored payload spliced in
- * rather than parsed and printed again; NULL on ENOMEM. */
+/* The task view of SPEC §3 as JSON text (owned, free()), or NULL on ENOMEM: the one
+ * way a task is shown (API, cache, dispatchctl).  The stored payload is spliced in
+ * byte for byte, never parsed and printed again (a 1 MiB payload would cost tens of
+ * MB as a cJSON tree, and 12345678901234567891 would come back as a double); so is
+ * the result when it is JSON (checked by jsonx's scanner), else it is a string. */
 char *model_task_view_text(const struct task *t);
 
 /* --- idempotency keys (SPEC §3.1) ------------------------------------------

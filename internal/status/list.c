@@ -5,6 +5,7 @@
 #include "status/status.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static void release_tasks(struct task *tasks, size_t n)
 {
@@ -51,4 +52,62 @@ void status_page_release(struct status_page *page)
     release_tasks(page->items, page->n);
     page->items = NULL;
     page->n = 0;
+}
+
+/* Appends n bytes to *buf (len, cap), growing it by doubling; false on ENOMEM. */
+static bool append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (n + 1 > *cap - *len) {
+        size_t want = *cap;
+        char *p;
+        while (n + 1 > want - *len)
+            want *= 2;
+        if (!(p = realloc(*buf, want)))
+            return false;
+        *buf = p;
+        *cap = want;
+    }
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+    return true;
+}
+
+/* {"items":[views...],"next_cursor":...}: each view rendered with the stored payload
+ * spliced in, appended, and freed at once, with the task's payload and result: a
+ * page of a hundred 1 MiB payloads costs about the page's bytes once beside the rows,
+ * never a parse of them. */
+char *status_page_text(struct status_page *page, const char *next_cursor)
+{
+    size_t cap = 64, len = 0, i;
+    char *out;
+    bool ok;
+
+    for (i = 0; i < page->n; i++) /* the payloads and results, and room for the rest */
+        cap += (page->items[i].payload ? strlen(page->items[i].payload) : 4) +
+               (page->items[i].result ? strlen(page->items[i].result) : 4) + 768;
+    if (!(out = malloc(cap)))
+        return NULL;
+    ok = append(&out, &len, &cap, "{\"items\":[", 10);
+    for (i = 0; ok && i < page->n; i++) {
+        struct task *t = &page->items[i];
+        char *view = model_task_view_text(t);
+        ok = view && (i == 0 || append(&out, &len, &cap, ",", 1)) &&
+             append(&out, &len, &cap, view, strlen(view));
+        free(view);
+        free(t->payload);
+        free(t->result);
+        t->payload = t->result = NULL;
+    }
+    if (ok && next_cursor)
+        ok = append(&out, &len, &cap, "],\"next_cursor\":\"", 17) &&
+             append(&out, &len, &cap, next_cursor, strlen(next_cursor)) &&
+             append(&out, &len, &cap, "\"}", 2);
+    else if (ok)
+        ok = append(&out, &len, &cap, "],\"next_cursor\":null}", 21);
+    if (!ok) {
+        free(out);
+        return NULL;
+    }
+    return out;
 }

@@ -276,7 +276,7 @@ int status_reader_new(const struct status_read_config *cfg, const struct status 
     r->cache_ctx = cache_ctx;
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->waiters.mu, NULL);
-    lc = (struct lru_config){.capacity = cfg->lru_entries};
+    lc = (struct lru_config){.capacity = cfg->lru_entries, .max_bytes = cfg->lru_bytes};
     if (lru_new(&lc, &r->lru) != LRU_OK || singleflight_new(&r->flights) < 0 ||
         status__waiters_init(r) < 0 || workpool_new(cfg->threads, cfg->queue_max, &r->pool) < 0) {
         status_reader_free(r);

@@ -68,6 +68,13 @@ int status_list(const struct status *st, const struct status_query *q,
                 struct status_page *ret_page);
 /* Frees a page's items; accepts NULL and a zeroed page. */
 void status_page_release(struct status_page *page);
+/* The page as the API's JSON text, {"items":[task views],"next_cursor":<next_cursor
+ * or null>} (next_cursor must need no escaping), each view spliced as
+ * model_task_view_text renders it; owned (free()), NULL on ENOMEM.  Frees each
+ * item's payload and result once rendered (NULL after; the page's other fields stay):
+ * the memory a page costs is then its rows or its text, hardly both at once.
+ * Release the page afterwards as usual. */
+char *status_page_text(struct status_page *page, const char *next_cursor);
 
 /* --- the cached read path ------------------------------------------------------
  *
@@ -112,6 +119,7 @@ struct status_cache_ops {
 
 struct status_read_config {
     size_t lru_entries;
+    size_t lru_bytes; /* the LRU's byte budget; 0: none */
     int lru_ttl_ms;
     int negative_ttl_ms;       /* unknown ids, in the LRU and in Redis */
     int redis_ttl_ms;          /* entries of tasks still moving */

@@ -68,6 +68,7 @@ int taskexec_new(const struct taskexec_config *cfg, const struct taskexec_store_
     }
     te->lease_ms = cfg->lease_ms;
     te->default_timeout_ms = cfg->default_timeout_ms > 0 ? cfg->default_timeout_ms : 30000;
+    te->max_timeout_ms = cfg->max_timeout_ms > 0 ? cfg->max_timeout_ms : 0;
     te->dep_retry_max_ms = cfg->dep_retry_max_ms > 0 ? cfg->dep_retry_max_ms : 5000;
     te->backoff = cfg->backoff;
     te->max_delay_ms = cfg->max_delay_ms > 0     ? cfg->max_delay_ms
@@ -354,6 +355,8 @@ static int run_handler(struct taskexec__run *r, struct handler_out *out)
         return HANDLER_RETRY;
     }
     int timeout = r->task.timeout_ms > 0 ? r->task.timeout_ms : r->te->default_timeout_ms;
+    if (r->te->max_timeout_ms > 0 && timeout > r->te->max_timeout_ms)
+        timeout = r->te->max_timeout_ms; /* rows stored before the ceiling, or beyond it */
     const char *payload = r->task.payload != NULL ? r->task.payload : "null";
     struct handler_ctx ctx = {
         .task_id = r->id_text,

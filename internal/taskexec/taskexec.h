@@ -142,6 +142,7 @@ struct taskexec_config {
     const char *dlq_topic;   /* copied */
     int lease_ms;
     int default_timeout_ms;        /* for tasks with timeout_ms 0 */
+    int max_timeout_ms;            /* every deadline is clamped to it; 0: none */
     struct backoff_policy backoff; /* between attempts of a task */
     int dep_retry_max_ms;          /* cap of the pause between retries of a failed store or
                                     * publish call (they are retried until cancel is set) */

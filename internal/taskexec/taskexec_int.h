@@ -12,6 +12,7 @@ struct taskexec {
     char *dlq_topic;
     int lease_ms;
     int default_timeout_ms;
+    int max_timeout_ms; /* 0: none */
     int dep_retry_max_ms;
     int max_delay_ms;
     struct backoff_policy backoff;

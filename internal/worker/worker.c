@@ -144,16 +144,27 @@ static int open_dependencies(struct worker *w)
     return 0;
 }
 
+/* The http handler's failure detail (URL, libcurl's words): the log, never the task. */
+static void log_http_detail(void *ctx, const struct handler_ctx *task, const char *url,
+                            const char *detail)
+{
+    (void)ctx;
+    log_warn("http delivery failed", LOG_S("task_id", task->task_id), LOG_S("type", task->type),
+             LOG_S("url", url), LOG_S("error", detail));
+}
+
 /* The registry: built-ins, the configured http routes, then the embedder's. */
 static int build_handlers(struct worker *w, worker_register_fn register_fn, void *arg)
 {
-    if (handler_registry_new(&w->handlers) < 0 || handler_register_builtins(w->handlers) < 0) {
+    if (handler_registry_new(&w->handlers) < 0 || handler_register_builtins(w->handlers) < 0 ||
+        (w->cfg.worker_test_handlers && handler_register_test_handlers(w->handlers) < 0)) {
         log_error("handler registry: out of memory", LOG_NONE);
         return EX_SOFTWARE;
     }
     struct handler_http_config hc = {
         .connect_timeout_ms = HTTP_CONNECT_MS,
         .user_agent = PROG_DEFAULT "/" DISPATCH_VERSION,
+        .on_detail = log_http_detail,
     };
     int rc = handler_http_new(&hc, &w->http);
     if (rc < 0) {
@@ -198,6 +209,7 @@ static int build_worker(struct worker *w)
         .dlq_topic = c->kafka_dlq_topic,
         .lease_ms = c->worker_lease_ms,
         .default_timeout_ms = c->worker_task_timeout_ms,
+        .max_timeout_ms = c->task_timeout_ms_max,
         .backoff = {.base_ms = c->worker_backoff_base_ms, .cap_ms = c->worker_backoff_cap_ms},
         .dep_retry_max_ms = DEP_RETRY_MAX_MS,
         .max_running = c->worker_concurrency,

@@ -142,21 +142,35 @@ static int h_fail(void *arg, const struct handler_ctx *ctx, struct handler_out *
     return fail_with(out, permanent ? HANDLER_PERMANENT : HANDLER_RETRY, msg);
 }
 
-int handler_register_builtins(struct handler_registry *reg)
+struct builtin {
+    const char *type;
+    handler_fn fn;
+};
+
+static int register_all(struct handler_registry *reg, const struct builtin *b, size_t n)
 {
-    static const struct {
-        const char *type;
-        handler_fn fn;
-    } builtins[] = {
-        {"noop", h_noop},
-        {"echo", h_echo},
-        {"sleep", h_sleep},
-        {"fail", h_fail},
-    };
-    for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++) {
-        if (handler_register(reg, builtins[i].type, builtins[i].fn, NULL) < 0) {
+    for (size_t i = 0; i < n; i++) {
+        if (handler_register(reg, b[i].type, b[i].fn, NULL) < 0) {
             return -1;
         }
     }
     return 0;
+}
+
+int handler_register_builtins(struct handler_registry *reg)
+{
+    static const struct builtin builtins[] = {
+        {"noop", h_noop},
+        {"echo", h_echo},
+    };
+    return register_all(reg, builtins, sizeof builtins / sizeof builtins[0]);
+}
+
+int handler_register_test_handlers(struct handler_registry *reg)
+{
+    static const struct builtin test_handlers[] = {
+        {"sleep", h_sleep},
+        {"fail", h_fail},
+    };
+    return register_all(reg, test_handlers, sizeof test_handlers / sizeof test_handlers[0]);
 }

@@ -96,9 +96,13 @@ int handler_register(struct handler_registry *reg, const char *type, handler_fn 
 bool handler_lookup(const struct handler_registry *reg, const char *type, handler_fn *ret_fn,
                     void **ret_arg);
 
-/* noop, echo (result = payload), sleep {"ms": N}, fail {"times": N, "permanent": bool}
- * (fails attempts 1..times, then succeeds; permanent fails for good). */
+/* noop and echo (result = payload, byte for byte). */
 int handler_register_builtins(struct handler_registry *reg);
+/* The handlers that exist for tests and benchmarks, registered only when configured
+ * (worker_test_handlers): a task could otherwise hold a worker slot for a day (sleep)
+ * or fill the DLQ on purpose (fail).  sleep {"ms": N}; fail {"times": N, "permanent":
+ * bool} (fails attempts 1..times, then succeeds; permanent fails for good). */
+int handler_register_test_handlers(struct handler_registry *reg);
 
 bool handler_ctx_canceled(const struct handler_ctx *ctx);
 int64_t handler_now_ms(void); /* CLOCK_MONOTONIC */
@@ -118,7 +122,11 @@ int64_t handler_now_ms(void); /* CLOCK_MONOTONIC */
  *                                ctx->deadline_ms: CURLOPT_TIMEOUT_MS)
  *   connection or TLS errors     HANDLER_RETRY
  *   handler_ctx_canceled()       HANDLER_RETRY, within about a second
- * out->error names the status and the start of the body, or libcurl's reason.
+ * out->error names the status and the start of the body, or for a transfer that got
+ * no answer only a class of failure ("delivery failed: connection refused or
+ * unreachable", "delivery failed: timeout", ...): out->error is shown to whoever
+ * submitted the task, so it never carries the URL, host, address, port or libcurl's
+ * message; those go to the configuration's on_detail, for the operator's log.
  *
  * Connections are kept alive: each thread that runs an http handler keeps one curl
  * easy handle (and so its connection cache), shared by every route of the set and
@@ -137,10 +145,17 @@ enum handler_http_err {
 };
 const char *handler_http_strerror(int err);
 
+/* Told the full reason of a failed transfer (libcurl's message, the route's URL) on
+ * the calling thread; for logs only. */
+typedef void (*handler_http_detail_fn)(void *ctx, const struct handler_ctx *task, const char *url,
+                                       const char *detail);
+
 struct handler_http_config {
-    int connect_timeout_ms;    /* 0: 10 s (the task's deadline caps it too) */
-    size_t max_response_bytes; /* 0: 1 MiB; a longer body is not taken as the result */
-    const char *user_agent;    /* copied; NULL: "handler-http" */
+    int connect_timeout_ms;           /* 0: 10 s (the task's deadline caps it too) */
+    size_t max_response_bytes;        /* 0: 1 MiB; a longer body is not taken as the result */
+    const char *user_agent;           /* copied; NULL: "handler-http" */
+    handler_http_detail_fn on_detail; /* NULL: the detail is dropped */
+    void *on_detail_ctx;
 };
 
 /* A set of routes (task type -> URL) sharing per-thread connections. */

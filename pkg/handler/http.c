@@ -28,6 +28,8 @@ struct http_route {
 };
 
 struct handler_http {
+    handler_http_detail_fn on_detail;
+    void *on_detail_ctx;
     int connect_timeout_ms;
     size_t max_response;
     char *user_agent;
@@ -103,6 +105,8 @@ int handler_http_new(const struct handler_http_config *cfg, struct handler_http 
     if (h == NULL) {
         goto out_global;
     }
+    h->on_detail = cfg->on_detail;
+    h->on_detail_ctx = cfg->on_detail_ctx;
     h->connect_timeout_ms =
         cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : DEFAULT_CONNECT_MS;
     h->max_response = cfg->max_response_bytes > 0 ? cfg->max_response_bytes : DEFAULT_MAX_RESPONSE;
@@ -373,25 +377,63 @@ static int map_status(long code, struct http_call *call, struct handler_out *out
     return fail_status(out, HANDLER_PERMANENT, code, call);
 }
 
-/* A transfer that ended without a usable answer. */
-static int map_error(CURLcode rc, const struct http_call *call, const char *errbuf,
-                     struct handler_out *out)
+/* What the submitter may read of a failed transfer: a class of failure, never the
+ * URL, host, address, port or libcurl's own words (they name the route's internals).
+ * The whole story goes to on_detail, for the operator's log. */
+static const char *public_reason(CURLcode rc)
 {
-    char msg[CURL_ERROR_SIZE + 64];
+    switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+        return "delivery failed: connection refused or unreachable";
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return "delivery failed: name resolution failed";
+    case CURLE_OPERATION_TIMEDOUT:
+        return "delivery failed: timeout";
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+        return "delivery failed: TLS error";
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+        return "delivery failed: connection lost";
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        return "delivery failed: invalid route";
+    case CURLE_OUT_OF_MEMORY:
+        return "delivery failed: out of memory";
+    default:
+        return "delivery failed";
+    }
+}
+
+/* A transfer that ended without a usable answer. */
+static int map_error(const struct http_route *rt, CURLcode rc, const struct http_call *call,
+                     const char *errbuf, struct handler_out *out)
+{
     const struct handler_ctx *ctx = call->ctx;
     if (call->canceled || rc == CURLE_ABORTED_BY_CALLBACK) {
         return fail_with(out, HANDLER_RETRY, "canceled");
     }
-    snprintf(msg, sizeof msg, "http: %s%s%s", curl_easy_strerror(rc), errbuf[0] ? ": " : "",
-             errbuf);
+    if (rt->h->on_detail != NULL) {
+        char detail[CURL_ERROR_SIZE + 64];
+        snprintf(detail, sizeof detail, "%s%s%s", curl_easy_strerror(rc), errbuf[0] ? ": " : "",
+                 errbuf);
+        rt->h->on_detail(rt->h->on_detail_ctx, ctx, rt->url, detail);
+    }
     if (rc == CURLE_OPERATION_TIMEDOUT && ctx->deadline_ms > 0 &&
         handler_now_ms() >= ctx->deadline_ms - 5) {
-        return fail_with(out, HANDLER_TIMEOUT, msg);
+        return fail_with(out, HANDLER_TIMEOUT, "delivery failed: timeout");
     }
     if (rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL) {
-        return fail_with(out, HANDLER_PERMANENT, msg);
+        return fail_with(out, HANDLER_PERMANENT, public_reason(rc));
     }
-    return fail_with(out, HANDLER_RETRY, msg);
+    return fail_with(out, HANDLER_RETRY, public_reason(rc));
 }
 
 static int perform(CURL *c, const struct http_route *rt, const struct handler_ctx *ctx,
@@ -419,7 +461,7 @@ static int perform(CURL *c, const struct http_route *rt, const struct handler_ct
     if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && call.overflow && code > 0)) {
         st = map_status(code, &call, out);
     } else {
-        st = map_error(rc, &call, errbuf, out);
+        st = map_error(rt, rc, &call, errbuf, out);
     }
 out:
     /* the handle keeps pointers to these until its next reset: drop them now */

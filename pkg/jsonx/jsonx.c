@@ -129,6 +129,10 @@ const char *jsonx_strerror(int err)
         return "not valid UTF-8";
     case JSONX_ERR_NOMEM:
         return "out of memory";
+    case JSONX_ERR_NOTFOUND:
+        return "no such member";
+    case JSONX_ERR_DUPLICATE:
+        return "duplicate member";
     default:
         return "unknown jsonx error";
     }

@@ -32,7 +32,9 @@ enum jsonx_err {
     JSONX_ERR_SYNTAX = -1, /* not JSON, or trailing bytes */
     JSONX_ERR_DEPTH = -2,  /* nested deeper than max_depth */
     JSONX_ERR_NOMEM = -3,
-    JSONX_ERR_UTF8 = -4, /* not well-formed UTF-8 (RFC 8259 §8.1) */
+    JSONX_ERR_UTF8 = -4,      /* not well-formed UTF-8 (RFC 8259 §8.1) */
+    JSONX_ERR_NOTFOUND = -5,  /* jsonx_member_span: no such member */
+    JSONX_ERR_DUPLICATE = -6, /* jsonx_member_span: the member is there twice */
 };
 
 /* Parses exactly buf[0..len).  On success *ret_root is owned by the caller
@@ -95,7 +97,33 @@ int jsonx_spec_parse(const cJSON *obj, const struct jsonx_field *spec, bool stri
 
 /* Canonical serialisation (RFC 8785 style: object members sorted by name, no
  * insignificant whitespace, shortest round-trip numbers) for fingerprinting.
- * Returns a NUL-terminated string owned by the caller (free()), or NULL on ENOMEM. */
+ * Returns a NUL-terminated string owned by the caller (free()), or NULL on ENOMEM.
+ * A number the double cannot hold exactly (12345678901234567891, 1e400) is written
+ * as its exact decimal value when the text it was parsed from is given:
+ * jsonx_canonical_text(value, text, len) with value parsed from text[0..len), so two
+ * documents that differ only in the digits of a large number never canonicalise
+ * alike.  Without the text (jsonx_canonical) numbers are as the double says. */
 char *jsonx_canonical(const cJSON *value);
+char *jsonx_canonical_text(const cJSON *value, const char *text, size_t len);
+
+/* --- the scanner (scan.c): the grammar of RFC 8259, no tree, no allocation --------
+ * Each reads only buf[0..len) and nests at most max_depth deep, whatever the input. */
+
+/* JSONX_OK when buf[0..len) is one JSON value with optional whitespace around it;
+ * JSONX_ERR_SYNTAX or JSONX_ERR_DEPTH otherwise.  UTF-8 is not checked (jsonx_parse
+ * does). */
+int jsonx_validate(const char *buf, size_t len, int max_depth);
+
+/* Finds the member name of the object buf[0..len) (whitespace around it allowed) and
+ * sets buf[*ret_off .. *ret_off + *ret_len) to its value's exact bytes, as sent.
+ * Names are compared after decoding escapes ("p\u0061yload" is "payload").  Returns
+ * JSONX_OK, JSONX_ERR_NOTFOUND, JSONX_ERR_DUPLICATE, or JSONX_ERR_SYNTAX / _DEPTH for
+ * text that is not such an object; ret_* are written on success only. */
+int jsonx_member_span(const char *buf, size_t len, const char *name, int max_depth, size_t *ret_off,
+                      size_t *ret_len);
+
+/* In valid JSON text: the offset of the first number token at or after *pos (outside
+ * strings), with *pos moved just past it; len (and *pos = len) when none is left. */
+size_t jsonx_next_number(const char *buf, size_t len, size_t *pos);
 
 #endif

@@ -26,6 +26,7 @@ struct shard {
     size_t mask; /* buckets - 1 */
     struct node *head, *tail;
     size_t count, cap;
+    size_t bytes, max_bytes; /* what its entries take (node_bytes); 0: no byte budget */
     /* fences: an eviction moves its key's slot; fills of keys in other slots go on */
     _Atomic uint64_t stamps[SHARD_STAMPS];
 };
@@ -35,7 +36,14 @@ struct lru {
     size_t n_shards;
     lru_clock_fn clock;
     void *clock_ctx;
+    size_t max_bytes_shard; /* every shard's byte budget; 0: none */
 };
+
+/* What an entry costs against the byte budget: its node, key and value. */
+static size_t node_bytes(const struct node *n)
+{
+    return sizeof *n + n->klen + n->vlen;
+}
 
 static int64_t monotonic_ms(void *ctx)
 {
@@ -124,6 +132,7 @@ static void drop(struct shard *s, struct node *n)
     *pp = n->hnext;
     list_unlink(s, n);
     s->count--;
+    s->bytes -= node_bytes(n);
     free(n);
 }
 
@@ -159,12 +168,15 @@ int lru_new(const struct lru_config *cfg, struct lru **ret_lru)
     }
     l->clock = cfg->clock ? cfg->clock : monotonic_ms;
     l->clock_ctx = cfg->clock_ctx;
+    if (cfg->max_bytes)
+        l->max_bytes_shard = cfg->max_bytes / n_shards > 0 ? cfg->max_bytes / n_shards : 1;
     base = cfg->capacity / n_shards;
     extra = cfg->capacity % n_shards;
     for (; l->n_shards < n_shards; l->n_shards++) {
         struct shard *s = &l->shards[l->n_shards];
         size_t nb;
         s->cap = base + (l->n_shards < extra ? 1 : 0);
+        s->max_bytes = l->max_bytes_shard;
         nb = pow2_at_least(s->cap < MIN_BUCKETS ? MIN_BUCKETS : s->cap);
         s->buckets = calloc(nb, sizeof(struct node *));
         if (!s->buckets) {
@@ -236,6 +248,15 @@ static int put(struct lru *l, const void *key, size_t klen, const void *value, s
 
     if (ttl_ms <= 0 || (len > 0 && !value))
         return LRU_EINVAL;
+    if (l->max_bytes_shard && sizeof *n + klen + len > l->max_bytes_shard) {
+        /* it would not fit at all: not stored, and an older value of key is no
+         * longer right either */
+        pthread_mutex_lock(&s->mu);
+        if ((old = find(s, h, key, klen)))
+            drop(s, old);
+        pthread_mutex_unlock(&s->mu);
+        return LRU_ETOOBIG;
+    }
     /* built outside the lock: the critical section is a lookup and a few splices */
     n = malloc(sizeof *n + klen + len);
     if (!n)
@@ -259,11 +280,14 @@ static int put(struct lru *l, const void *key, size_t klen, const void *value, s
         drop(s, old);
     else if (s->count >= s->cap)
         drop(s, s->tail);
+    while (s->max_bytes && s->tail && s->bytes + node_bytes(n) > s->max_bytes)
+        drop(s, s->tail); /* the oldest go until the new entry fits the budget */
     bucket = &s->buckets[h & s->mask];
     n->hnext = *bucket;
     *bucket = n;
     list_push_front(s, n);
     s->count++;
+    s->bytes += node_bytes(n);
     pthread_mutex_unlock(&s->mu);
     return LRU_OK;
 }
@@ -322,6 +346,7 @@ void lru_clear(struct lru *l)
         memset(s->buckets, 0, (s->mask + 1) * sizeof(struct node *));
         s->head = s->tail = NULL;
         s->count = 0;
+        s->bytes = 0;
         pthread_mutex_unlock(&s->mu);
     }
 }
@@ -333,6 +358,18 @@ size_t lru_size(struct lru *l)
         struct shard *s = &l->shards[i];
         pthread_mutex_lock(&s->mu);
         total += s->count;
+        pthread_mutex_unlock(&s->mu);
+    }
+    return total;
+}
+
+size_t lru_bytes(struct lru *l)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < l->n_shards; i++) {
+        struct shard *s = &l->shards[i];
+        pthread_mutex_lock(&s->mu);
+        total += s->bytes;
         pthread_mutex_unlock(&s->mu);
     }
     return total;

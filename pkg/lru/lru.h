@@ -6,7 +6,9 @@
  * contend when their keys share a shard.  Every operation is O(1): a hash lookup and
  * a few list splices; a full shard evicts its least recently used entry.  The
  * capacity is split between the shards (their sum is exactly the capacity), so a
- * shard may evict while another still has room.
+ * shard may evict while another still has room.  A byte budget (max_bytes) is split
+ * the same way: a shard drops its least recently used entries until a new one fits,
+ * and refuses (LRU_ETOOBIG) an entry larger than its whole share.
  *
  * Keys and values are copied in, and lru_get() copies a value out, so no pointer into
  * the map ever escapes its lock.
@@ -35,6 +37,7 @@ enum lru_err {
     LRU_ENOMEM = -2,
     LRU_ESTALE = -3, /* lru_put_if: the key's stamp moved; nothing stored */
     LRU_EINVAL = -4,
+    LRU_ETOOBIG = -5, /* the entry alone is larger than a shard's byte budget */
 };
 
 /* Milliseconds on a monotonic clock. */
@@ -45,6 +48,7 @@ struct lru_config {
     size_t shards;      /* locks; rounded up to a power of two, at most capacity; 0: 16 */
     lru_clock_fn clock; /* NULL: CLOCK_MONOTONIC */
     void *clock_ctx;
+    size_t max_bytes; /* bytes held at most (0: no bound), split like capacity */
 };
 
 struct lru;
@@ -59,7 +63,9 @@ void lru_free(struct lru *l);
 int lru_get(struct lru *l, const void *key, size_t klen, void **ret_value, size_t *ret_len);
 
 /* Stores a copy of value under key for ttl_ms (> 0), replacing any entry of key and
- * evicting the shard's least recently used entry when it is full. */
+ * evicting the shard's least recently used entries when it is full (in entries or
+ * bytes).  LRU_ETOOBIG (nothing stored, nothing evicted) for an entry over a shard's
+ * byte budget. */
 int lru_put(struct lru *l, const void *key, size_t klen, const void *value, size_t len,
             int64_t ttl_ms);
 
@@ -76,5 +82,7 @@ void lru_clear(struct lru *l);
 
 /* Entries held now (expired ones not yet met included). */
 size_t lru_size(struct lru *l);
+/* Bytes they take against max_bytes: each entry's key, value and node header. */
+size_t lru_bytes(struct lru *l);
 
 #endif

@@ -438,6 +438,7 @@ write_stack_env() {
         "DISPATCH_REDIS_PORT=$REDIS_PORT" \
         "DISPATCH_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT" \
         DISPATCH_KAFKA_TOPIC=dispatch.tasks \
+        DISPATCH_WORKER_TEST_HANDLERS=1 \
         DISPATCH_KAFKA_RETRY_TOPIC=dispatch.tasks.retry \
         DISPATCH_KAFKA_DLQ_TOPIC=dispatch.tasks.dlq
 }

@@ -570,7 +570,7 @@ static void test_markdown(void **state)
             bars += *p == '|';
         assert_int_equal(bars, 7);
     }
-    assert_int_equal(rows, 83);
+    assert_int_equal(rows, 86);
     assert_non_null(strstr(buf, "`DISPATCH_WORKER_LEASE_MS`"));
     assert_non_null(strstr(buf, "integer 1000..86400000"));
     free(buf);

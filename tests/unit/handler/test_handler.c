@@ -56,7 +56,8 @@ struct fixture {
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    if (f == NULL || handler_registry_new(&f->reg) < 0 || handler_register_builtins(f->reg) < 0) {
+    if (f == NULL || handler_registry_new(&f->reg) < 0 || handler_register_builtins(f->reg) < 0 ||
+        handler_register_test_handlers(f->reg) < 0) {
         return -1;
     }
     *state = f;
@@ -103,10 +104,40 @@ static void test_builtins_registered_once(void **state)
 {
     struct fixture *f = *state;
     assert_int_equal(handler_register_builtins(f->reg), -1); /* already there */
+    assert_int_equal(handler_register_test_handlers(f->reg), -1);
     const char *types[] = {"noop", "echo", "sleep", "fail"};
     for (size_t i = 0; i < 4; i++) {
         assert_true(handler_lookup(f->reg, types[i], NULL, NULL));
     }
+}
+
+/* sleep and fail exist for tests and benchmarks: the plain built-ins leave them out,
+ * so a worker that did not ask for them has no handler for those types. */
+static void test_test_handlers_only_on_request(void **state)
+{
+    struct handler_registry *reg = NULL;
+    (void)state;
+    assert_int_equal(handler_registry_new(&reg), 0);
+    assert_int_equal(handler_register_builtins(reg), 0);
+    assert_true(handler_lookup(reg, "noop", NULL, NULL));
+    assert_true(handler_lookup(reg, "echo", NULL, NULL));
+    assert_false(handler_lookup(reg, "sleep", NULL, NULL));
+    assert_false(handler_lookup(reg, "fail", NULL, NULL));
+    assert_int_equal(handler_register_test_handlers(reg), 0);
+    assert_true(handler_lookup(reg, "sleep", NULL, NULL));
+    assert_true(handler_lookup(reg, "fail", NULL, NULL));
+    handler_registry_free(reg);
+}
+
+/* echo hands the payload back byte for byte: digits a double cannot hold, spacing. */
+static void test_echo_is_byte_exact(void **state)
+{
+    struct fixture *f = *state;
+    struct handler_out out;
+    const char *payload = "{ \"n\" : 12345678901234567891, \"x\": [1e400, -0.0] }";
+    assert_int_equal(run(f, "echo", payload, 1, 0, NULL, &out), HANDLER_OK);
+    assert_string_equal(out.result, payload);
+    release(&out);
 }
 
 static void test_noop_and_echo(void **state)
@@ -234,6 +265,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registry),
         cmocka_unit_test_setup_teardown(test_builtins_registered_once, setup, teardown),
+        cmocka_unit_test(test_test_handlers_only_on_request),
+        cmocka_unit_test_setup_teardown(test_echo_is_byte_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_noop_and_echo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sleep_sleeps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sleep_deadline, setup, teardown),

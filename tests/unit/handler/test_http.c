@@ -195,7 +195,16 @@ struct fx {
     struct handler_registry *reg;
     struct handler_http *http;
     atomic_bool cancel;
+    char detail[512]; /* the last on_detail: "url | detail" */
 };
+
+static void on_detail(void *ctx, const struct handler_ctx *task, const char *url,
+                      const char *detail)
+{
+    struct fx *f = ctx;
+    (void)task;
+    snprintf(f->detail, sizeof f->detail, "%s | %s", url, detail);
+}
 
 static int setup(void **state)
 {
@@ -204,7 +213,10 @@ static int setup(void **state)
         return -1;
     }
     atomic_init(&f->cancel, false);
-    struct handler_http_config cfg = {.max_response_bytes = 4096, .user_agent = "test-agent/1"};
+    struct handler_http_config cfg = {.max_response_bytes = 4096,
+                                      .user_agent = "test-agent/1",
+                                      .on_detail = on_detail,
+                                      .on_detail_ctx = f};
     if (handler_http_new(&cfg, &f->http) < 0) {
         return -1;
     }
@@ -357,7 +369,8 @@ static void test_deadline(void **state)
     assert_int_equal(call(f, "t.slow", "{}", in_ms(300), &out), HANDLER_TIMEOUT);
     int64_t took = handler_now_ms() - t0;
     assert_true(took >= 290 && took < 1500);
-    assert_non_null(strstr(out.error, "http: Timeout"));
+    assert_string_equal(out.error, "delivery failed: timeout");
+    assert_non_null(strstr(f->detail, "/slow | Timeout")); /* the whole story: the log's */
     release(&out);
 
     /* a deadline already past: no request at all */
@@ -410,7 +423,15 @@ static void test_connection_refused(void **state)
     assert_int_equal(handler_http_route(f->http, f->reg, "t.refused", url), 0);
     struct handler_out out;
     assert_int_equal(call(f, "t.refused", "{}", in_ms(5000), &out), HANDLER_RETRY);
-    assert_non_null(strstr(out.error, "http: "));
+    /* what the submitter sees names no address, port or libcurl message */
+    assert_string_equal(out.error, "delivery failed: connection refused or unreachable");
+    char port_text[16];
+    snprintf(port_text, sizeof port_text, "%d", port);
+    assert_null(strstr(out.error, "127.0.0.1"));
+    assert_null(strstr(out.error, port_text));
+    /* the operator's log gets all of it */
+    assert_non_null(strstr(f->detail, url));
+    assert_non_null(strstr(f->detail, "Couldn't connect"));
     release(&out);
 }
 

@@ -519,6 +519,276 @@ static void test_canonical_large(void **state)
     cJSON_Delete(arr);
 }
 
+/* --- canonical form with the text: numbers keep every digit ------------------- */
+
+static char *canon_text_of(const char *json)
+{
+    cJSON *root = NULL;
+
+    assert_int_equal(parse_str(json, 64, &root), JSONX_OK);
+    char *c = jsonx_canonical_text(root, json, strlen(json));
+    assert_non_null(c);
+    cJSON_Delete(root);
+    return c;
+}
+
+static void expect_canon_text(const char *json, const char *want)
+{
+    char *c = canon_text_of(json);
+    if (strcmp(c, want) != 0)
+        fail_msg("canonical_text(%s) = %s, want %s", json, c, want);
+    char *again = canon_text_of(c); /* its own canonical form */
+    assert_string_equal(again, c);
+    free(again);
+    free(c);
+}
+
+static void expect_canon_text_differ(const char *a, const char *b)
+{
+    char *ca = canon_text_of(a), *cb = canon_text_of(b);
+    if (strcmp(ca, cb) == 0)
+        fail_msg("%s and %s canonicalise alike: %s", a, b, ca);
+    free(ca);
+    free(cb);
+}
+
+static void test_canonical_text_keeps_digits(void **state)
+{
+    (void)state;
+    /* what a double holds exactly keeps the form fingerprints always had */
+    expect_canon_text("[1.0, 1e2, -0, -0.0, 0.1, 1.5e-7, 1e21, 123456789012, -42, 2.5, 1e300]",
+                      "[1,100,0,0,0.1,1.5e-7,1e21,123456789012,-42,2.5,1e300]");
+    /* what it does not is written exactly */
+    expect_canon_text("[12345678901234567891]", "[1.2345678901234567891e19]");
+    expect_canon_text("[9007199254740993, 1e400, -1E-400, 0.30000000000000004]",
+                      "[9.007199254740993e15,1e400,-1e-400,0.30000000000000004]");
+    expect_canon_text("{\"b\":12345678901234567891,\"a\":[120.50e-1]}",
+                      "{\"a\":[12.05],\"b\":1.2345678901234567891e19}");
+    /* an exponent too long to add to is kept as sent, still distinct */
+    expect_canon_text("[1e99999999999999999999]", "[1e99999999999999999999]");
+    expect_canon_text("[0e99999999999999999999]", "[0]");
+    /* numbers inside strings are not numbers */
+    expect_canon_text("{\"s\":\"12345678901234567891\",\"n\":-3}",
+                      "{\"n\":-3,\"s\":\"12345678901234567891\"}");
+
+    expect_canon_text_differ("{\"n\":12345678901234567891}", "{\"n\":12345678901234567892}");
+    expect_canon_text_differ("[9007199254740993]", "[9007199254740992]");
+    expect_canon_text_differ("[1e400]", "[1e401]");
+    expect_canon_text_differ("[1e400]", "[null]");
+    expect_canon_text_differ("[1e-400]", "[0]");
+    char *a = canon_text_of("{\"p\":{\"n\":1.0,\"m\":12345678901234567891e0}}");
+    char *b = canon_text_of("{ \"p\" : { \"m\" : 123456789012345678910E-1, \"n\" : 1 } }");
+    assert_string_equal(a, b); /* the same numbers written differently */
+    free(a);
+    free(b);
+}
+
+/* A tree that was not parsed from the text (counts differ): doubles, as before. */
+static void test_canonical_text_mismatch_falls_back(void **state)
+{
+    cJSON *root = NULL;
+    (void)state;
+    assert_int_equal(parse_str("[1,2]", 8, &root), JSONX_OK);
+    char *c = jsonx_canonical_text(root, "[1]", 3);
+    assert_non_null(c);
+    assert_string_equal(c, "[1,2]");
+    free(c);
+    cJSON_Delete(root);
+}
+
+/* --- the scanner ----------------------------------------------------------------- */
+
+/* jsonx_member_span over an exact-size heap copy (ASan sees any over-read). */
+static int span_exact(const char *s, size_t len, const char *name, char *out, size_t cap)
+{
+    char *copy = malloc(len > 0 ? len : 1);
+    size_t off = 0, n = 0;
+    assert_non_null(copy);
+    memcpy(copy, s, len);
+    int r = jsonx_member_span(copy, len, name, 16, &off, &n);
+    if (r == JSONX_OK) {
+        assert_true(n < cap);
+        memcpy(out, copy + off, n);
+        out[n] = '\0';
+    }
+    free(copy);
+    return r;
+}
+
+static void expect_span(const char *json, const char *name, const char *want)
+{
+    char got[512];
+    int r = span_exact(json, strlen(json), name, got, sizeof got);
+    if (r != JSONX_OK)
+        fail_msg("member %s of %s: %s", name, json, jsonx_strerror(r));
+    assert_string_equal(got, want);
+}
+
+static int span_rc(const char *json, const char *name)
+{
+    char got[512];
+    return span_exact(json, strlen(json), name, got, sizeof got);
+}
+
+static void test_member_span_as_sent(void **state)
+{
+    (void)state;
+    expect_span("{\"type\":\"x\",\"payload\":{\"a\": [1, \"}\\\"{\", {\"b\":null}]} , \"z\":1}",
+                "payload", "{\"a\": [1, \"}\\\"{\", {\"b\":null}]}");
+    expect_span(" \r\n{ \"payload\" :\t12345678901234567891 }\n", "payload",
+                "12345678901234567891");
+    expect_span("{\"payload\":-0.0}", "payload", "-0.0");
+    expect_span("{\"payload\":1e400,\"type\":\"t\"}", "payload", "1e400");
+    expect_span("{\"payload\":\"\\ud83d\\ude00 \\\\\\\" \\u0041\"}", "payload",
+                "\"\\ud83d\\ude00 \\\\\\\" \\u0041\"");
+    expect_span("{\"payload\":[[[{\"payload\":2}]]]}", "payload", "[[[{\"payload\":2}]]]");
+    expect_span("{\"a\":true,\"payload\":false,\"b\":null}", "payload", "false");
+    /* names compare decoded */
+    expect_span("{\"p\\u0061yload\":[]}", "payload", "[]");
+    expect_span("{\"\\u00e9\":1}", "\xc3\xa9", "1");
+    expect_span("{\"\\ud83d\\ude00\":2}", "\xf0\x9f\x98\x80", "2");
+    expect_span("{\"\xc3\xa9\":3}", "\xc3\xa9", "3");
+}
+
+static void test_member_span_refusals(void **state)
+{
+    (void)state;
+    /* only top-level members count, and a string value is not a name */
+    assert_int_equal(span_rc("{\"x\":{\"payload\":1}}", "payload"), JSONX_ERR_NOTFOUND);
+    assert_int_equal(span_rc("{\"x\":\"payload\"}", "payload"), JSONX_ERR_NOTFOUND);
+    assert_int_equal(span_rc("{}", "payload"), JSONX_ERR_NOTFOUND);
+    assert_int_equal(span_rc("{\"payloadx\":1,\"payloa\":2}", "payload"), JSONX_ERR_NOTFOUND);
+    assert_int_equal(span_rc("{\"payload\\u0000\":1}", "payload"), JSONX_ERR_NOTFOUND);
+    assert_int_equal(span_rc("{\"payload\":1,\"p\\u0061yload\":2}", "payload"),
+                     JSONX_ERR_DUPLICATE);
+    static const char *const bad[] = {
+        "",
+        "[]",
+        "\"payload\"",
+        "{\"payload\":01}",
+        "{\"payload\":1.}",
+        "{\"payload\":.5}",
+        "{\"payload\":-}",
+        "{\"payload\":1e}",
+        "{\"payload\":+1}",
+        "{\"payload\":[1,]}",
+        "{\"payload\":{\"a\" 1}}",
+        "{\"payload\":tru}",
+        "{\"payload\":nul}",
+        "{\"payload\":\"a\\x\"}",
+        "{\"payload\":\"\\u12G4\"}",
+        "{\"payload\":\"\\u12\"}",
+        "{\"payload\":\"tab\there\"}",
+        "{\"payload\":1,}",
+        "{\"payload\":1} x",
+        "{\"payload\":1}}",
+        "{\"payload\":[}",
+        "{\"payload\":{]}",
+        "{payload:1}",
+        "{\"payload\":\"open}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int r = span_rc(bad[i], "payload");
+        if (r != JSONX_ERR_SYNTAX)
+            fail_msg("%s: %d, want a syntax error", bad[i], r);
+        if (bad[i][0] == '{') /* the others are JSON, just not objects */
+            assert_int_not_equal(jsonx_validate(bad[i], strlen(bad[i]), 16), JSONX_OK);
+    }
+}
+
+/* Every proper prefix of a valid document is refused, never over-read (ASan). */
+static void test_member_span_every_prefix(void **state)
+{
+    static const char doc[] = "{\"type\":\"t\",\"payload\":{\"a\":[1,-2.5e+3,\"\\\"}\\u00e9\",true,"
+                              "false,null,{}],\"b\":{\"c\":[[]]}},\"n\":12345678901234567891}";
+    char got[512];
+    (void)state;
+    for (size_t len = 0; len < sizeof doc - 1; len++) {
+        int r = span_exact(doc, len, "payload", got, sizeof got);
+        if (r == JSONX_OK)
+            fail_msg("prefix of %zu bytes accepted", len);
+        char *copy = malloc(len > 0 ? len : 1);
+        assert_non_null(copy);
+        memcpy(copy, doc, len);
+        assert_int_not_equal(jsonx_validate(copy, len, 16), JSONX_OK);
+        free(copy);
+    }
+    assert_int_equal(span_exact(doc, sizeof doc - 1, "payload", got, sizeof got), JSONX_OK);
+    assert_int_equal(jsonx_validate(doc, sizeof doc - 1, 16), JSONX_OK);
+}
+
+static void test_scanner_depth(void **state)
+{
+    (void)state;
+    char *ok = nested("[", "]", 16);
+    char *deep = nested("[", "]", 17);
+    assert_int_equal(jsonx_validate(ok, strlen(ok), 16), JSONX_OK);
+    assert_int_equal(jsonx_validate(deep, strlen(deep), 16), JSONX_ERR_DEPTH);
+    free(ok);
+    free(deep);
+    /* a hostile depth costs no stack: refused at the bound */
+    char *hostile = nested("{\"a\":", "}", 100000);
+    assert_int_equal(jsonx_validate(hostile, strlen(hostile), 64), JSONX_ERR_DEPTH);
+    free(hostile);
+    /* member_span counts the object itself as one level */
+    char *wrapped = nested("[", "]", 15);
+    size_t n = strlen(wrapped), off, len;
+    char *doc = malloc(n + 16);
+    assert_non_null(doc);
+    snprintf(doc, n + 16, "{\"payload\":%s}", wrapped);
+    assert_int_equal(jsonx_member_span(doc, strlen(doc), "payload", 16, &off, &len), JSONX_OK);
+    assert_int_equal(jsonx_member_span(doc, strlen(doc), "payload", 15, &off, &len),
+                     JSONX_ERR_DEPTH);
+    free(doc);
+    free(wrapped);
+}
+
+/* The scanner and cJSON agree on what the grammar allows, for documents cJSON is
+ * strict about. */
+static void test_validate_agrees_with_parse(void **state)
+{
+    static const char *const docs[] = {
+        "1",
+        "-0",
+        "0.5e-3",
+        "\"\"",
+        "[]",
+        "{}",
+        " [1 , 2] ",
+        "{\"a\":{\"b\":[true,false,null]}}",
+        "[\"\\u00e9\\n\\/\"]",
+        "[1,2",
+        "{\"a\":}",
+        "[\"\\q\"]",
+        "nul",
+        "[] []",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        cJSON *root = NULL;
+        bool parsed = parse_str(docs[i], 16, &root) == JSONX_OK;
+        cJSON_Delete(root);
+        bool valid = jsonx_validate(docs[i], strlen(docs[i]), 16) == JSONX_OK;
+        if (parsed != valid)
+            fail_msg("%s: parse %d, validate %d", docs[i], parsed, valid);
+    }
+}
+
+static void test_next_number(void **state)
+{
+    static const char doc[] = "{\"a1\":-12.5e3,\"s\":\"9 \\\" 8\",\"b\":[0,true,7]}";
+    size_t pos = 0, start;
+    (void)state;
+    start = jsonx_next_number(doc, sizeof doc - 1, &pos);
+    assert_int_equal(pos - start, 7);
+    assert_memory_equal(doc + start, "-12.5e3", 7);
+    start = jsonx_next_number(doc, sizeof doc - 1, &pos);
+    assert_memory_equal(doc + start, "0", pos - start);
+    start = jsonx_next_number(doc, sizeof doc - 1, &pos);
+    assert_memory_equal(doc + start, "7", pos - start);
+    assert_int_equal(jsonx_next_number(doc, sizeof doc - 1, &pos), sizeof doc - 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -539,6 +809,14 @@ int main(void)
         cmocka_unit_test(test_canonical_strings_and_numbers),
         cmocka_unit_test(test_canonical_built_tree),
         cmocka_unit_test(test_canonical_large),
+        cmocka_unit_test(test_canonical_text_keeps_digits),
+        cmocka_unit_test(test_canonical_text_mismatch_falls_back),
+        cmocka_unit_test(test_member_span_as_sent),
+        cmocka_unit_test(test_member_span_refusals),
+        cmocka_unit_test(test_member_span_every_prefix),
+        cmocka_unit_test(test_scanner_depth),
+        cmocka_unit_test(test_validate_agrees_with_parse),
+        cmocka_unit_test(test_next_number),
         cmocka_unit_test(test_utf8_is_required),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

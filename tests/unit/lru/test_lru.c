@@ -25,7 +25,7 @@ static int64_t fake_now(void *ctx)
 
 static struct lru *make(size_t capacity, size_t shards, struct fake_clock *clock)
 {
-    struct lru_config cfg = {capacity, shards, clock ? fake_now : NULL, clock};
+    struct lru_config cfg = {capacity, shards, clock ? fake_now : NULL, clock, 0};
     struct lru *l = NULL;
     assert_int_equal(lru_new(&cfg, &l), LRU_OK);
     assert_non_null(l);
@@ -170,7 +170,7 @@ static void test_capacity_is_a_bound(void **state)
         lru_free(l);
     }
     {
-        struct lru_config bad = {0, 4, NULL, NULL};
+        struct lru_config bad = {0, 4, NULL, NULL, 0};
         struct lru *l = NULL;
         assert_int_equal(lru_new(&bad, &l), LRU_EINVAL);
         assert_null(l);
@@ -246,9 +246,75 @@ static void test_concurrent_stress(void **state)
     lru_free(l);
 }
 
+/* The byte budget: the oldest entries go until a new one fits; lru_bytes never
+ * passes it; an entry larger than the whole budget is refused and takes the key's
+ * older value with it. */
+static void test_byte_budget(void **state)
+{
+    char big[1001], key[16];
+    struct lru *l = NULL;
+    (void)state;
+    memset(big, 'v', 1000);
+    big[1000] = '\0';
+    /* one shard, room for many entries but bytes for about three of 1000 */
+    struct lru_config cfg = {.capacity = 1000, .shards = 1, .max_bytes = 3500};
+    assert_int_equal(lru_new(&cfg, &l), LRU_OK);
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        put_s(l, key, big, 60000);
+        assert_true(lru_bytes(l) <= 3500);
+    }
+    assert_int_equal(lru_size(l), 3);
+    assert_value(l, "k9", big);
+    assert_value(l, "k8", big);
+    assert_value(l, "k7", big);
+    assert_value(l, "k6", NULL); /* the oldest went */
+    /* recency, not insertion, decides: read last to first, k9 is now the oldest */
+    put_s(l, "k10", big, 60000);
+    assert_value(l, "k9", NULL);
+    assert_value(l, "k8", big);
+    assert_value(l, "k7", big);
+    put_s(l, "small", "x", 60000); /* fits beside them: nothing goes */
+    assert_int_equal(lru_size(l), 4);
+    size_t before = lru_bytes(l);
+    assert_true(before > 3000 && before <= 3500);
+
+    /* too big for the budget: refused, nothing evicted but the key's own old value */
+    char *huge = malloc(4000);
+    assert_non_null(huge);
+    memset(huge, 'h', 4000);
+    assert_int_equal(lru_put(l, "k7", 2, huge, 4000, 60000), LRU_ETOOBIG);
+    assert_value(l, "k7", NULL);
+    assert_value(l, "k10", big);
+    assert_value(l, "small", "x");
+    free(huge);
+
+    lru_clear(l);
+    assert_int_equal(lru_bytes(l), 0);
+    lru_free(l);
+}
+
+/* Without a budget, bytes are counted but nothing is refused. */
+static void test_no_byte_budget(void **state)
+{
+    struct lru *l = make(4, 1, NULL);
+    char *huge = malloc(1 << 20);
+    (void)state;
+    assert_non_null(huge);
+    memset(huge, 'h', 1 << 20);
+    assert_int_equal(lru_put(l, "a", 1, huge, 1 << 20, 60000), LRU_OK);
+    assert_true(lru_bytes(l) >= (1 << 20));
+    assert_true(lru_remove(l, "a", 1));
+    assert_int_equal(lru_bytes(l), 0);
+    free(huge);
+    lru_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_byte_budget),
+        cmocka_unit_test(test_no_byte_budget),
         cmocka_unit_test(test_put_get_replace),
         cmocka_unit_test(test_evicts_least_recently_used),
         cmocka_unit_test(test_ttl_per_entry),

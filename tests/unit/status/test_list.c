@@ -184,6 +184,52 @@ static void test_list_store_failures(void **state)
     assert_int_equal(page.n, 77);
 }
 
+/* The page's text: every view with its payload and result spliced as stored, the
+ * cursor, valid JSON; the items' payloads are given up once rendered. */
+static void test_page_text_splices_views(void **state)
+{
+    static const char payload[] = "{ \"n\": 12345678901234567891, \"s\": \"]}\\\"\" }";
+    struct fake f = {.owner = id_of(200)};
+    struct status st = {&ops, &f, FAKE_NOTFOUND};
+    struct status_query q = {.owner = f.owner, .limit = 3};
+    struct status_page page;
+    char *text;
+    cJSON *doc;
+    (void)state;
+    assert_int_equal(status_list(&st, &q, &page), STATUS_OK);
+    for (size_t i = 0; i < page.n; i++) {
+        free(page.items[i].payload);
+        page.items[i].payload = strdup(payload);
+        page.items[i].result = strdup("[1e400]");
+    }
+    text = status_page_text(&page, "CURSOR_x-1");
+    assert_non_null(text);
+    for (size_t i = 0; i < page.n; i++)
+        assert_null(page.items[i].payload); /* given up */
+    status_page_release(&page);
+    const char *p = text;
+    size_t seen = 0;
+    while ((p = strstr(p, payload))) {
+        seen++;
+        p += sizeof payload - 1;
+    }
+    assert_int_equal(seen, 3);
+    assert_non_null(strstr(text, "\"result\":[1e400]"));
+    doc = cJSON_Parse(text);
+    assert_non_null(doc);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "items")), 3);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(doc, "next_cursor")->valuestring,
+                        "CURSOR_x-1");
+    cJSON_Delete(doc);
+    free(text);
+
+    /* an empty last page */
+    struct status_page empty = {0};
+    text = status_page_text(&empty, NULL);
+    assert_string_equal(text, "{\"items\":[],\"next_cursor\":null}");
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -193,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_list_empty_page),
         cmocka_unit_test(test_list_passes_filters_and_refuses_bad_limits),
         cmocka_unit_test(test_list_store_failures),
+        cmocka_unit_test(test_page_text_splices_views),
     };
     return cmocka_run_group_tests_name("status", tests, NULL, NULL);
 }

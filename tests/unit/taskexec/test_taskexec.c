@@ -167,7 +167,8 @@ static long long now_unix_ms(void)
 static int setup(void **state)
 {
     struct fake *f = calloc(1, sizeof *f);
-    if (f == NULL || handler_registry_new(&f->reg) < 0 || handler_register_builtins(f->reg) < 0) {
+    if (f == NULL || handler_registry_new(&f->reg) < 0 || handler_register_builtins(f->reg) < 0 ||
+        handler_register_test_handlers(f->reg) < 0) {
         return -1;
     }
     f->claim = TASKEXEC_CLAIMED;
