@@ -48,7 +48,7 @@ struct api_config {
     long long body_budget_bytes;   /* every buffered body together; 503 beyond */
     long long anon_max_body_bytes; /* body cap of routes without a token */
     int request_deadline_ms;       /* work handed off a request answers 503 after this */
-    int task_timeout_ms_max; /* POST /tasks: a larger timeout_ms is a 400; 0: none */
+    int task_timeout_ms_max;       /* POST /tasks: a larger timeout_ms is a 400; 0: none */
 };
 
 /* A dependency /readyz reports, from its guard's prober (never a call of its own):
