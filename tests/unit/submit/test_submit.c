@@ -167,7 +167,9 @@ static void wait_done(struct waiter *w, int n)
 static void make_request(struct submit_request *r, struct waiter *w, const char *okey)
 {
     memset(r, 0, sizeof *r);
-    ids_new_v7(&r->task.id);
+    /* the analyzer loses r[0]'s payload when the overlap tests make r[1] (released
+     * at their end, and valgrind-clean) */
+    ids_new_v7(&r->task.id); /* NOLINT(clang-analyzer-unix.Malloc) */
     snprintf(r->task.type, sizeof r->task.type, "echo");
     r->task.payload = strdup("{\"a\":1}");
     r->task.max_attempts = 5;
@@ -462,30 +464,29 @@ static void test_marked_ids_are_told(void **state)
         release(&reqs[i]);
 }
 
-/* Two requests, one batch each, both in flight on one pipeline thread: r[0] is
+/* Two requests (made by the caller), one batch each, both in flight on one pipeline thread: r[0] is
  * published (its report held) and r[1]'s insert has begun (held at the gate while
  * gate_r1 is set). */
-static struct submit *two_in_flight(struct fake *f, struct waiter *w, struct submit_request r[2],
-                                    bool gate_r1)
+static struct submit *two_in_flight(struct fake *f, struct waiter *w, struct submit_request *r0,
+                                    struct submit_request *r1, bool gate_r1)
 {
     struct submit *s;
     f->gate_closed = true;
     f->hold = true;
+    (void)w;
     s = start(f, 1, 1, 0);
-    make_request(&r[0], w, NULL);
-    make_request(&r[1], w, NULL);
-    assert_int_equal(submit_enqueue(s, &r[0]), 0);
-    wait_first_batch(f); /* r[0] inside its insert: r[1] will be waiting behind it */
-    assert_int_equal(submit_enqueue(s, &r[1]), 0);
+    assert_int_equal(submit_enqueue(s, r0), 0);
+    wait_first_batch(f); /* *r0 inside its insert: *r1 will be waiting behind it */
+    assert_int_equal(submit_enqueue(s, r1), 0);
     pthread_mutex_lock(&f->mu);
-    f->hold_from = 2; /* let r[0]'s insert through */
+    f->hold_from = 2; /* let *r0's insert through */
     if (!gate_r1)
         f->gate_closed = false;
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
-    wait_batches(f, 2); /* r[1]'s insert began ... */
+    wait_batches(f, 2); /* *r1's insert began ... */
     pthread_mutex_lock(&f->mu);
-    assert_true(f->held >= 1); /* ... after r[0] was published, its report outstanding */
+    assert_true(f->held >= 1); /* ... after *r0 was published, its report outstanding */
     pthread_mutex_unlock(&f->mu);
     return s;
 }
@@ -494,9 +495,12 @@ static void test_failed_publish_while_next_batch_inserts(void **state)
 {
     struct fake f = {0};
     struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, {0}};
-    struct submit_request r[2];
-    struct submit *s = two_in_flight(&f, &w, r, true);
+    struct submit_request r[2] = {0};
+    struct submit *s;
     (void)state;
+    for (int i = 0; i < 2; i++)
+        make_request(&r[i], &w, NULL);
+    s = two_in_flight(&f, &w, &r[0], &r[1], true);
     fire(&f, 0, -2); /* r[0]'s broker report: failed, while r[1] is still inserting */
     pthread_mutex_lock(&w.mu);
     assert_int_equal(w.done, 0); /* nothing answered while the thread inserts */
@@ -520,9 +524,12 @@ static void test_batches_complete_in_order(void **state)
 {
     struct fake f = {0};
     struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, {0}};
-    struct submit_request r[2];
-    struct submit *s = two_in_flight(&f, &w, r, false);
+    struct submit_request r[2] = {0};
+    struct submit *s;
     (void)state;
+    for (int i = 0; i < 2; i++)
+        make_request(&r[i], &w, NULL);
+    s = two_in_flight(&f, &w, &r[0], &r[1], false);
     fire(&f, 1, 0); /* the younger batch is acknowledged first ... */
     pthread_mutex_lock(&w.mu);
     assert_int_equal(w.done, 0); /* ... and waits for the older one */
@@ -555,12 +562,13 @@ static void test_stop_while_batches_are_in_flight(void **state)
 {
     struct fake f = {0};
     struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, {0}};
-    struct submit_request r[3];
-    struct submit *s = two_in_flight(&f, &w, r, false);
-    struct freer fr = {s, 0};
+    struct submit_request r[3] = {0};
+    struct freer fr = {NULL, 0};
     (void)state;
-    make_request(&r[2], &w, NULL);
-    assert_int_equal(submit_enqueue(s, &r[2]), 0); /* waiting: both flights are busy */
+    for (int i = 0; i < 3; i++)
+        make_request(&r[i], &w, NULL);
+    fr.s = two_in_flight(&f, &w, &r[0], &r[1], false);
+    assert_int_equal(submit_enqueue(fr.s, &r[2]), 0); /* waiting: both flights are busy */
     /* stop with two batches in flight and one waiting: all three are answered
      * before submit_free returns, none is lost, no report outlives its batch */
     assert_int_equal(pthread_create(&fr.t, NULL, free_thread, &fr), 0);
