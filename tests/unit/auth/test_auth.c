@@ -1,4 +1,5 @@
 /* auth: argon2id passwords and HS256 tokens, forged tokens included. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -296,6 +297,63 @@ static void test_cache_is_bounded(void **state)
     auth_free(a);
 }
 
+/* Threads verify a set of tokens larger than the cache at once: hits, misses and
+ * evictions interleave, and every answer is still the token's own subject. */
+enum { SHARED_TOKENS = 24, SHARED_THREADS = 4, SHARED_ROUNDS = 300 };
+
+struct shared {
+    struct auth *a;
+    char tok[SHARED_TOKENS][AUTH_TOKEN_MAX];
+    struct ids_id user[SHARED_TOKENS];
+    int wrong;
+    pthread_mutex_t mu;
+};
+
+static void *verify_many(void *arg)
+{
+    struct shared *sh = arg;
+    int wrong = 0;
+    for (int r = 0; r < SHARED_ROUNDS; r++) {
+        int i = (r * 7) % SHARED_TOKENS;
+        struct ids_id got;
+        if (auth_token_verify(sh->a, sh->tok[i], strlen(sh->tok[i]), NOW, &got) != AUTH_OK ||
+            !ids_equal(&got, &sh->user[i]))
+            wrong++;
+    }
+    pthread_mutex_lock(&sh->mu);
+    sh->wrong += wrong;
+    pthread_mutex_unlock(&sh->mu);
+    return NULL;
+}
+
+static void test_cache_shared_by_threads(void **state)
+{
+    static struct shared sh;
+    pthread_t t[SHARED_THREADS];
+    struct auth_cache_stats st;
+    int ttl;
+    (void)state;
+    memset(&sh, 0, sizeof sh);
+    pthread_mutex_init(&sh.mu, NULL);
+    sh.a = new_auth(8);
+    for (int i = 0; i < SHARED_TOKENS; i++) {
+        char text[IDS_TEXT_LEN + 1];
+        snprintf(text, sizeof text, "01a20128-0325-7488-bcdd-e8b048b2%04x", (unsigned)i);
+        assert_int_equal(ids_parse(text, strlen(text), &sh.user[i]), 0);
+        assert_int_equal(auth_token_issue(sh.a, &sh.user[i], NOW, sh.tok[i], &ttl), AUTH_OK);
+    }
+    for (int i = 0; i < SHARED_THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, verify_many, &sh), 0);
+    for (int i = 0; i < SHARED_THREADS; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    assert_int_equal(sh.wrong, 0);
+    auth_cache_stats(sh.a, &st);
+    assert_int_equal(st.hits + st.misses, SHARED_THREADS * SHARED_ROUNDS);
+    assert_true(st.entries <= 8);
+    auth_free(sh.a);
+    pthread_mutex_destroy(&sh.mu);
+}
+
 static void test_short_secret_refused(void **state)
 {
     struct auth_config cfg = {"too-short", "dispatch", 60, 0};
@@ -319,6 +377,7 @@ int main(void)
         cmocka_unit_test(test_cache_honours_expiry),
         cmocka_unit_test(test_cache_one_byte_changed_is_rejected),
         cmocka_unit_test(test_cache_is_bounded),
+        cmocka_unit_test(test_cache_shared_by_threads),
     };
     return cmocka_run_group_tests_name("auth", tests, setup, teardown);
 }
