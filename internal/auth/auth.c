@@ -15,9 +15,34 @@
 
 static const char jwt_header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 
+/* The verified-token cache: shards of 2-way buckets, each shard under a mutex. */
+enum { CACHE_SHARDS = 16, CACHE_WAYS = 2 };
+
+struct cache_entry {
+    uint64_t hash;
+    uint64_t stamp; /* shard clock at insertion: the older way is replaced */
+    size_t len;     /* 0: empty */
+    struct ids_id user;
+    int64_t exp, nbf, iat;
+    char token[AUTH_TOKEN_MAX];
+};
+
+struct cache_shard {
+    pthread_mutex_t mu;
+    struct cache_entry *slots;
+    size_t n_slots; /* a multiple of CACHE_WAYS */
+    size_t used;
+    uint64_t clock;
+    unsigned long long hits, misses;
+};
+
 struct auth {
     unsigned char *key; /* the secret, as standard HS256 uses it: the HMAC key itself */
     size_t key_len;
+    crypto_auth_hmacsha256_state *keyed; /* the state after init with key: copied per MAC */
+    unsigned char cache_key[crypto_shorthash_KEYBYTES];
+    struct cache_shard *shards; /* NULL: no cache */
+    size_t n_shards;
     char *issuer;
     int ttl_s;
     int leeway_s;
@@ -75,7 +100,40 @@ bool auth_password_verify(const struct auth *a, const char *hash, const char *pa
     return known && rc == 0;
 }
 
+/* entries 0: the default; < 0: no cache.  Fewer entries than shards: one shard. */
+static int cache_init(struct auth *a, int entries)
+{
+    size_t total, per;
+    if (entries < 0)
+        return AUTH_OK;
+    total = entries == 0 ? AUTH_CACHE_DEFAULT : (size_t)entries;
+    a->n_shards = total >= (size_t)CACHE_SHARDS * CACHE_WAYS ? CACHE_SHARDS : 1;
+    per = total / a->n_shards;
+    if (per >= CACHE_WAYS)
+        per -= per % CACHE_WAYS;
+    a->shards = calloc(a->n_shards, sizeof *a->shards);
+    if (!a->shards) {
+        a->n_shards = 0;
+        return AUTH_ENOMEM;
+    }
+    randombytes_buf(a->cache_key, sizeof a->cache_key);
+    for (size_t i = 0; i < a->n_shards; i++) {
+        struct cache_shard *sh = &a->shards[i];
+        pthread_mutex_init(&sh->mu, NULL);
+        sh->n_slots = per;
+        sh->slots = calloc(per, sizeof *sh->slots);
+        if (!sh->slots)
+            return AUTH_ENOMEM;
+    }
+    return AUTH_OK;
+}
+
 int auth_new(const struct auth_config *cfg, struct auth **ret_auth)
+{
+    return auth_new_cached(cfg, 0, ret_auth);
+}
+
+int auth_new_cached(const struct auth_config *cfg, int cache_entries, struct auth **ret_auth)
 {
     struct auth *a;
     size_t slen = cfg->secret ? strlen(cfg->secret) : 0;
@@ -103,6 +161,12 @@ int auth_new(const struct auth_config *cfg, struct auth **ret_auth)
     }
     sodium_bin2base64(a->header_b64, sizeof a->header_b64, (const unsigned char *)jwt_header,
                       sizeof jwt_header - 1, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    a->keyed = sodium_malloc(sizeof *a->keyed);
+    if (!a->keyed || cache_init(a, cache_entries) != AUTH_OK) {
+        auth_free(a);
+        return AUTH_ENOMEM;
+    }
+    crypto_auth_hmacsha256_init(a->keyed, a->key, a->key_len);
     *ret_auth = a;
     return AUTH_OK;
 }
@@ -112,6 +176,16 @@ void auth_free(struct auth *a)
     if (!a)
         return;
     sodium_free(a->key); /* zeroes it */
+    if (a->keyed)
+        sodium_free(a->keyed);
+    for (size_t i = 0; i < a->n_shards; i++) {
+        pthread_mutex_destroy(&a->shards[i].mu);
+        if (a->shards[i].slots) {
+            sodium_memzero(a->shards[i].slots, a->shards[i].n_slots * sizeof(struct cache_entry));
+            free(a->shards[i].slots);
+        }
+    }
+    free(a->shards);
     free(a->issuer);
     free(a);
 }
@@ -119,10 +193,10 @@ void auth_free(struct auth *a)
 static void sign(const struct auth *a, const char *data, size_t len,
                  unsigned char mac[crypto_auth_hmacsha256_BYTES])
 {
-    crypto_auth_hmacsha256_state st;
-    crypto_auth_hmacsha256_init(&st, a->key, a->key_len);
+    crypto_auth_hmacsha256_state st = *a->keyed; /* init with the key done once */
     crypto_auth_hmacsha256_update(&st, (const unsigned char *)data, len);
     crypto_auth_hmacsha256_final(&st, mac);
+    sodium_memzero(&st, sizeof st);
 }
 
 int auth_token_issue(const struct auth *a, const struct ids_id *user, int64_t now,
@@ -154,40 +228,36 @@ int auth_token_issue(const struct auth *a, const struct ids_id *user, int64_t no
     return AUTH_OK;
 }
 
-/* Decodes one base64url segment into a new NUL-terminated buffer. */
-static unsigned char *b64_decode(const char *s, size_t len, size_t *ret_len)
+/* Decodes one base64url segment into buf (NUL-terminated, size bytes). */
+static bool b64_decode(const char *s, size_t len, unsigned char *buf, size_t size, size_t *ret_len)
 {
-    unsigned char *buf = malloc(len + 1);
     size_t out = 0;
-    if (!buf)
-        return NULL;
-    if (sodium_base642bin(buf, len, s, len, NULL, &out, NULL,
-                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0) {
-        free(buf);
-        return NULL;
-    }
+    if (size == 0 || sodium_base642bin(buf, size - 1, s, len, NULL, &out, NULL,
+                                       sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+        return false;
     buf[out] = '\0';
     *ret_len = out;
-    return buf;
+    return true;
 }
 
 static cJSON *decode_json(const char *s, size_t len)
 {
+    unsigned char raw[AUTH_TOKEN_MAX];
     size_t n;
-    unsigned char *raw = b64_decode(s, len, &n);
-    cJSON *j;
-    if (!raw)
+    if (!b64_decode(s, len, raw, sizeof raw, &n))
         return NULL;
-    j = cJSON_ParseWithLength((const char *)raw, n);
-    free(raw);
-    return j;
+    return cJSON_ParseWithLength((const char *)raw, n);
 }
 
-static int check_header(const char *s, size_t len)
+static int check_header(const struct auth *a, const char *s, size_t len)
 {
-    cJSON *h = decode_json(s, len);
+    cJSON *h;
     const cJSON *alg;
     int rc = AUTH_EINVAL;
+    /* the header we issue, byte for byte: nothing to decode */
+    if (len == strlen(a->header_b64) && memcmp(s, a->header_b64, len) == 0)
+        return AUTH_OK;
+    h = decode_json(s, len);
     if (!h)
         return AUTH_EINVAL;
     alg = cJSON_GetObjectItemCaseSensitive(h, "alg");
@@ -206,31 +276,48 @@ static bool get_int(const cJSON *obj, const char *name, int64_t *ret)
     return true;
 }
 
-static int check_claims(const struct auth *a, const cJSON *c, int64_t now, struct ids_id *ret)
-{
-    const cJSON *iss = cJSON_GetObjectItemCaseSensitive(c, "iss");
-    const cJSON *sub = cJSON_GetObjectItemCaseSensitive(c, "sub");
+/* The claims a verification keeps: what the cache holds. */
+struct claims {
+    struct ids_id user;
     int64_t exp, nbf, iat;
-    if (!cJSON_IsString(iss) || !cJSON_IsString(sub) || !get_int(c, "exp", &exp) ||
-        !get_int(c, "nbf", &nbf) || !get_int(c, "iat", &iat))
-        return AUTH_EINVAL;
-    if (strcmp(iss->valuestring, a->issuer) != 0)
-        return AUTH_EISSUER;
-    if (now >= exp + a->leeway_s)
+};
+
+static int check_times(const struct auth *a, const struct claims *c, int64_t now)
+{
+    if (now >= c->exp + a->leeway_s)
         return AUTH_EEXPIRED;
-    if (now + a->leeway_s < nbf || now + a->leeway_s < iat)
+    if (now + a->leeway_s < c->nbf || now + a->leeway_s < c->iat)
         return AUTH_ENOTYET;
-    if (ids_parse(sub->valuestring, strlen(sub->valuestring), ret) < 0)
-        return AUTH_EINVAL;
     return AUTH_OK;
 }
 
-int auth_token_verify(const struct auth *a, const char *token, size_t len, int64_t now,
-                      struct ids_id *ret_user)
+static int check_claims(const struct auth *a, const cJSON *c, int64_t now, struct claims *ret)
+{
+    const cJSON *iss = cJSON_GetObjectItemCaseSensitive(c, "iss");
+    const cJSON *sub = cJSON_GetObjectItemCaseSensitive(c, "sub");
+    struct claims got;
+    int rc;
+    if (!cJSON_IsString(iss) || !cJSON_IsString(sub) || !get_int(c, "exp", &got.exp) ||
+        !get_int(c, "nbf", &got.nbf) || !get_int(c, "iat", &got.iat))
+        return AUTH_EINVAL;
+    if (strcmp(iss->valuestring, a->issuer) != 0)
+        return AUTH_EISSUER;
+    rc = check_times(a, &got, now);
+    if (rc != AUTH_OK)
+        return rc;
+    if (ids_parse(sub->valuestring, strlen(sub->valuestring), &got.user) < 0)
+        return AUTH_EINVAL;
+    *ret = got;
+    return AUTH_OK;
+}
+
+/* The full verification, without the cache. */
+static int verify_token(const struct auth *a, const char *token, size_t len, int64_t now,
+                        struct claims *ret)
 {
     const char *dot1 = memchr(token, '.', len);
     const char *dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
-    unsigned char want[crypto_auth_hmacsha256_BYTES], *got;
+    unsigned char want[crypto_auth_hmacsha256_BYTES], got[crypto_auth_hmacsha256_BYTES + 1];
     size_t got_len = 0;
     cJSON *claims;
     int rc;
@@ -238,21 +325,124 @@ int auth_token_verify(const struct auth *a, const char *token, size_t len, int64
     if (!dot1 || !dot2 || len > AUTH_TOKEN_MAX ||
         memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)))
         return AUTH_EINVAL;
-    rc = check_header(token, (size_t)(dot1 - token));
+    rc = check_header(a, token, (size_t)(dot1 - token));
     if (rc != AUTH_OK)
         return rc;
-    got = b64_decode(dot2 + 1, len - (size_t)(dot2 + 1 - token), &got_len);
-    if (!got)
-        return AUTH_EINVAL;
+    /* longer than a SHA-256 MAC does not fit got: a bad signature, as before */
+    if (!b64_decode(dot2 + 1, len - (size_t)(dot2 + 1 - token), got, sizeof got, &got_len))
+        return len - (size_t)(dot2 + 1 - token) > 43 ? AUTH_ESIG : AUTH_EINVAL;
     sign(a, token, (size_t)(dot2 - token), want);
     rc = got_len == sizeof want && crypto_verify_32(got, want) == 0 ? AUTH_OK : AUTH_ESIG;
-    free(got);
     if (rc != AUTH_OK)
         return rc;
     claims = decode_json(dot1 + 1, (size_t)(dot2 - dot1 - 1));
     if (!claims)
         return AUTH_EINVAL;
-    rc = check_claims(a, claims, now, ret_user);
+    rc = check_claims(a, claims, now, ret);
     cJSON_Delete(claims);
     return rc;
+}
+
+static struct cache_shard *cache_bucket(const struct auth *a, const char *token, size_t len,
+                                        uint64_t *ret_hash, struct cache_entry **ret_ways)
+{
+    unsigned char h[crypto_shorthash_BYTES];
+    uint64_t v;
+    struct cache_shard *sh;
+    size_t nb;
+    crypto_shorthash(h, (const unsigned char *)token, len, a->cache_key);
+    memcpy(&v, h, sizeof v);
+    sh = &a->shards[v % a->n_shards];
+    nb = sh->n_slots >= CACHE_WAYS ? sh->n_slots / CACHE_WAYS : sh->n_slots;
+    *ret_ways = nb == 0 ? NULL : &sh->slots[((v / a->n_shards) % nb) * (sh->n_slots / nb)];
+    *ret_hash = v;
+    return sh;
+}
+
+/* A hit copies the claims out; the bytes are compared in constant time. */
+static bool cache_get(const struct auth *a, const char *token, size_t len, struct claims *ret)
+{
+    uint64_t hash;
+    struct cache_entry *ways;
+    struct cache_shard *sh = cache_bucket(a, token, len, &hash, &ways);
+    size_t n_ways = sh->n_slots >= CACHE_WAYS ? CACHE_WAYS : sh->n_slots;
+    bool hit = false;
+    pthread_mutex_lock(&sh->mu);
+    for (size_t i = 0; ways && i < n_ways && !hit; i++) {
+        const struct cache_entry *e = &ways[i];
+        if (e->len == len && e->hash == hash && sodium_memcmp(e->token, token, len) == 0) {
+            *ret = (struct claims){e->user, e->exp, e->nbf, e->iat};
+            hit = true;
+        }
+    }
+    if (hit)
+        sh->hits++;
+    else
+        sh->misses++;
+    pthread_mutex_unlock(&sh->mu);
+    return hit;
+}
+
+static void cache_put(const struct auth *a, const char *token, size_t len, const struct claims *c)
+{
+    uint64_t hash;
+    struct cache_entry *ways, *victim;
+    struct cache_shard *sh = cache_bucket(a, token, len, &hash, &ways);
+    size_t n_ways = sh->n_slots >= CACHE_WAYS ? CACHE_WAYS : sh->n_slots;
+    if (!ways)
+        return;
+    pthread_mutex_lock(&sh->mu);
+    victim = &ways[0];
+    for (size_t i = 0; i < n_ways; i++) {
+        if (ways[i].len == 0 || ways[i].stamp < victim->stamp)
+            victim = &ways[i];
+        if (ways[i].len == 0)
+            break;
+    }
+    if (victim->len == 0)
+        sh->used++;
+    victim->hash = hash;
+    victim->stamp = ++sh->clock;
+    victim->len = len;
+    victim->user = c->user;
+    victim->exp = c->exp;
+    victim->nbf = c->nbf;
+    victim->iat = c->iat;
+    memcpy(victim->token, token, len);
+    pthread_mutex_unlock(&sh->mu);
+}
+
+int auth_token_verify(const struct auth *a, const char *token, size_t len, int64_t now,
+                      struct ids_id *ret_user)
+{
+    struct claims c;
+    int rc;
+    if (len == 0 || len > AUTH_TOKEN_MAX)
+        return AUTH_EINVAL;
+    if (a->shards && cache_get(a, token, len, &c)) {
+        /* the signature and issuer were checked when it was stored; time moves */
+        rc = check_times(a, &c, now);
+    } else {
+        rc = verify_token(a, token, len, now, &c);
+        if (rc == AUTH_OK && a->shards)
+            cache_put(a, token, len, &c);
+    }
+    if (rc == AUTH_OK)
+        *ret_user = c.user;
+    return rc;
+}
+
+void auth_cache_stats(const struct auth *a, struct auth_cache_stats *ret_stats)
+{
+    struct auth_cache_stats st = {0};
+    for (size_t i = 0; i < a->n_shards; i++) {
+        struct cache_shard *sh = &a->shards[i];
+        pthread_mutex_lock(&sh->mu);
+        st.capacity += sh->n_slots;
+        st.entries += sh->used;
+        st.hits += sh->hits;
+        st.misses += sh->misses;
+        pthread_mutex_unlock(&sh->mu);
+    }
+    *ret_stats = st;
 }

@@ -10,6 +10,15 @@
  * accepts only alg HS256 (never "none", never another algorithm), compares the
  * signature in constant time, and checks iss, exp, nbf and iat.  The secret must be
  * at least 32 bytes.
+ *
+ * Verified tokens are remembered in a bounded cache (cache_entries, sharded, each
+ * shard under its own mutex): keyed by the exact token bytes (a keyed SipHash picks
+ * the slot, the bytes are compared in constant time), holding the claims copied out
+ * (subject, exp, nbf, iat).  A hit skips the HMAC and the decoding, never the time
+ * checks: exp, nbf and iat are checked against now on every call, so a token expires
+ * from the cache exactly when it would have been refused without it.  Only tokens
+ * that verified AUTH_OK are stored; a changed byte is another key, hence a miss and
+ * the full verification.
  */
 #ifndef DISPATCH_AUTH_H
 #define DISPATCH_AUTH_H
@@ -42,9 +51,20 @@ struct auth_config {
     int leeway_s; /* clock skew tolerated on exp/nbf/iat */
 };
 
+#define AUTH_CACHE_DEFAULT 4096
+
+struct auth_cache_stats {
+    size_t capacity; /* slots in all (<= cache_entries) */
+    size_t entries;  /* slots in use */
+    unsigned long long hits, misses;
+};
+
 struct auth;
 
+/* auth_new: with a cache of AUTH_CACHE_DEFAULT verified tokens. */
 int auth_new(const struct auth_config *cfg, struct auth **ret_auth);
+/* cache_entries: verified tokens remembered (0: AUTH_CACHE_DEFAULT, < 0: no cache). */
+int auth_new_cached(const struct auth_config *cfg, int cache_entries, struct auth **ret_auth);
 void auth_free(struct auth *a);
 
 /* Hashes a password into out (NUL-terminated, AUTH_HASH_MAX bytes). Slow. */
@@ -58,5 +78,8 @@ int auth_token_issue(const struct auth *a, const struct ids_id *user, int64_t no
 /* Verifies token (len bytes) at now; on AUTH_OK *ret_user is its subject. */
 int auth_token_verify(const struct auth *a, const char *token, size_t len, int64_t now,
                       struct ids_id *ret_user);
+
+/* The verified-token cache's counters (a snapshot over all shards). */
+void auth_cache_stats(const struct auth *a, struct auth_cache_stats *ret_stats);
 
 #endif

@@ -41,7 +41,7 @@ struct submit {
     _Atomic unsigned long long republished, keys_purged;
 };
 
-/* Messages in flight for one publish_tasks() call, waiting for their reports. */
+/* Messages in flight for one batch, waiting for their reports. */
 struct batch {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -64,24 +64,21 @@ static void on_published(void *opaque, int err, const char *detail)
     struct publish_ctx *pc = opaque;
     struct batch *b = pc->batch;
     (void)detail;
-    *pc->err = err;
     pthread_mutex_lock(&b->mu);
+    *pc->err = err;
     if (--b->outstanding == 0)
         pthread_cond_signal(&b->cv);
     pthread_mutex_unlock(&b->mu);
 }
 
-/* Publishes every task and waits for all reports; errs[i] is 0 when task i was
+/* Publishes every task without waiting; errs[i] becomes 0 when task i is
  * acknowledged.  librdkafka reports every message it accepted, by
- * message.timeout.ms (= publish_timeout_ms) at the latest, so the wait is bounded;
- * and it must not end earlier, since each report writes into this frame. */
-static void publish_tasks(struct submit *s, const struct task *const *tasks, size_t n, int *errs,
-                          struct publish_ctx *pcs)
+ * message.timeout.ms (= publish_timeout_ms) at the latest, so batch_wait() is
+ * bounded; and it must come before b, errs or pcs are reused, since each report
+ * writes into them. */
+static void publish_start(struct submit *s, struct batch *b, const struct task *const *tasks,
+                          size_t n, int *errs, struct publish_ctx *pcs)
 {
-    struct batch b = {.outstanding = 0};
-    pthread_mutex_init(&b.mu, NULL);
-    pthread_cond_init(&b.cv, NULL);
-
     for (size_t i = 0; i < n; i++) {
         const struct task *t = tasks[i];
         char idbuf[IDS_TEXT_LEN + 1];
@@ -89,27 +86,51 @@ static void publish_tasks(struct submit *s, const struct task *const *tasks, siz
         const char *key = model_task_key(t, idbuf, &klen);
         char *value = model_task_message(t);
         int rc = -1;
-        pcs[i].batch = &b;
+        pcs[i].batch = b;
         pcs[i].err = &errs[i];
+        pthread_mutex_lock(&b->mu);
         errs[i] = -1;
-        pthread_mutex_lock(&b.mu);
-        b.outstanding++;
-        pthread_mutex_unlock(&b.mu);
+        b->outstanding++;
+        pthread_mutex_unlock(&b->mu);
         if (value)
             rc =
                 s->queue->publish(s->queue_ctx, key, klen, value, strlen(value),
                                   t->traceparent[0] ? t->traceparent : NULL, on_published, &pcs[i]);
         free(value);
         if (rc < 0) {
-            pthread_mutex_lock(&b.mu);
-            b.outstanding--;
-            pthread_mutex_unlock(&b.mu);
+            pthread_mutex_lock(&b->mu);
+            b->outstanding--;
+            pthread_mutex_unlock(&b->mu);
         }
     }
-    pthread_mutex_lock(&b.mu);
-    while (b.outstanding > 0)
-        pthread_cond_wait(&b.cv, &b.mu);
-    pthread_mutex_unlock(&b.mu);
+}
+
+static void batch_wait(struct batch *b)
+{
+    pthread_mutex_lock(&b->mu);
+    while (b->outstanding > 0)
+        pthread_cond_wait(&b->cv, &b->mu);
+    pthread_mutex_unlock(&b->mu);
+}
+
+static bool batch_done(struct batch *b)
+{
+    bool done;
+    pthread_mutex_lock(&b->mu);
+    done = b->outstanding == 0;
+    pthread_mutex_unlock(&b->mu);
+    return done;
+}
+
+/* Publishes every task and waits for all reports (the relay). */
+static void publish_tasks(struct submit *s, const struct task *const *tasks, size_t n, int *errs,
+                          struct publish_ctx *pcs)
+{
+    struct batch b = {.outstanding = 0};
+    pthread_mutex_init(&b.mu, NULL);
+    pthread_cond_init(&b.cv, NULL);
+    publish_start(s, &b, tasks, n, errs, pcs);
+    batch_wait(&b);
     pthread_cond_destroy(&b.cv);
     pthread_mutex_destroy(&b.mu);
 }
@@ -141,10 +162,14 @@ static bool queue_marks(struct submit *s, const struct ids_id *ids, size_t n)
     return ok;
 }
 
-/* Per-thread arrays sized batch_max, allocated once. */
-struct scratch {
+/* One batch of a pipeline thread, from its insert to its completions; arrays
+ * sized batch_max, allocated once.  A thread owns FLIGHTS of them, so it can
+ * insert and publish its next batch while the reports of the previous one are
+ * outstanding. */
+struct flight {
     struct submit_request **reqs;  /* taken */
     struct submit_request **fresh; /* stored by this batch: to publish */
+    size_t n_fresh;
     const struct task **tasks;
     struct idem_claim **idem;
     const struct task **fresh_tasks;
@@ -152,9 +177,12 @@ struct scratch {
     struct ids_id *acked;
     struct publish_ctx *pcs;
     struct idem_response *resp;
+    struct batch b;
 };
 
-static void scratch_free(struct scratch *x)
+enum { FLIGHTS = 2 };
+
+static void flight_free(struct flight *x)
 {
     free(x->reqs);
     free(x->fresh);
@@ -165,10 +193,14 @@ static void scratch_free(struct scratch *x)
     free(x->acked);
     free(x->pcs);
     free(x->resp);
+    pthread_cond_destroy(&x->b.cv);
+    pthread_mutex_destroy(&x->b.mu);
 }
 
-static bool scratch_init(struct scratch *x, size_t max)
+static bool flight_init(struct flight *x, size_t max)
 {
+    pthread_mutex_init(&x->b.mu, NULL);
+    pthread_cond_init(&x->b.cv, NULL);
     x->reqs = calloc(max, sizeof(struct submit_request *));
     x->fresh = calloc(max, sizeof(struct submit_request *));
     x->tasks = calloc(max, sizeof(const struct task *));
@@ -193,7 +225,7 @@ static enum submit_result claimed_before(const struct idem_claim *c)
 /* Renders the views of the stored requests and records them under their keys, so
  * a retry with the key gets this task back (a 202 with the view, also when the
  * broker did not acknowledge in time: the task is stored and will be published). */
-static void record_responses(struct submit *s, struct scratch *x, size_t n_fresh)
+static void record_responses(struct submit *s, struct flight *x, size_t n_fresh)
 {
     size_t n_resp = 0;
     for (size_t i = 0; i < n_fresh; i++) {
@@ -210,10 +242,14 @@ static void record_responses(struct submit *s, struct scratch *x, size_t n_fresh
         s->store->respond(s->store_ctx, x->resp, n_resp);
 }
 
-static void run_batch(struct submit *s, struct scratch *x, struct submit_request **reqs, size_t n)
+static void run_alone(struct submit *s, struct flight *x, struct submit_request *req);
+
+/* Inserts a batch and starts publishing what it stored (x->fresh); completes at once
+ * the requests that end here (database down, key claimed before, refused values). */
+static void flight_start(struct submit *s, struct flight *x, struct submit_request **reqs, size_t n)
 {
-    size_t n_fresh = 0, n_acked = 0;
     int rc;
+    x->n_fresh = 0;
     for (size_t i = 0; i < n; i++) {
         x->tasks[i] = &reqs[i]->task;
         x->idem[i] = reqs[i]->idem.key ? &reqs[i]->idem : NULL;
@@ -226,8 +262,9 @@ static void run_batch(struct submit *s, struct scratch *x, struct submit_request
             if (n == 1)
                 complete(reqs[i], SUBMIT_REJECTED);
             else
-                run_batch(s, x, &reqs[i], 1);
+                run_alone(s, x, reqs[i]);
         }
+        x->n_fresh = 0;
         return;
     }
     if (rc != 0) {
@@ -239,12 +276,19 @@ static void run_batch(struct submit *s, struct scratch *x, struct submit_request
         if (x->idem[i] && x->idem[i]->exists)
             complete(reqs[i], claimed_before(x->idem[i]));
         else
-            x->fresh[n_fresh++] = reqs[i];
+            x->fresh[x->n_fresh++] = reqs[i];
     }
-    for (size_t i = 0; i < n_fresh; i++)
+    for (size_t i = 0; i < x->n_fresh; i++)
         x->fresh_tasks[i] = &x->fresh[i]->task;
-    publish_tasks(s, x->fresh_tasks, n_fresh, x->errs, x->pcs);
-    for (size_t i = 0; i < n_fresh; i++) {
+    publish_start(s, &x->b, x->fresh_tasks, x->n_fresh, x->errs, x->pcs);
+}
+
+/* Waits for the batch's reports, then answers its stored requests. */
+static void flight_finish(struct submit *s, struct flight *x)
+{
+    size_t n_acked = 0;
+    batch_wait(&x->b);
+    for (size_t i = 0; i < x->n_fresh; i++) {
         x->fresh[i]->publish_err_ = x->errs[i];
         if (x->fresh[i]->publish_err_ == 0) {
             x->acked[n_acked++] = x->fresh[i]->task.id;
@@ -253,18 +297,29 @@ static void run_batch(struct submit *s, struct scratch *x, struct submit_request
     }
     if (n_acked > 0)
         queue_marks(s, x->acked, n_acked);
-    record_responses(s, x, n_fresh);
-    for (size_t i = 0; i < n_fresh; i++)
+    record_responses(s, x, x->n_fresh);
+    for (size_t i = 0; i < x->n_fresh; i++)
         complete(x->fresh[i],
                  x->fresh[i]->publish_err_ == 0 ? SUBMIT_ACCEPTED : SUBMIT_UNAVAILABLE);
+    x->n_fresh = 0;
 }
 
-/* Takes up to max waiting requests; blocks while there are none. NULL = stop. */
-static size_t take(struct submit *s, struct submit_request **out, size_t max)
+/* One request of a split batch, start to finish (x's arrays are free again: the
+ * batch it came from stored nothing). */
+static void run_alone(struct submit *s, struct flight *x, struct submit_request *req)
+{
+    struct submit_request *one[1] = {req};
+    flight_start(s, x, one, 1);
+    flight_finish(s, x);
+}
+
+/* Takes up to max waiting requests; with block, waits while there are none.
+ * 0: none waiting (without block), or stopping. */
+static size_t take(struct submit *s, struct submit_request **out, size_t max, bool block)
 {
     size_t n = 0;
     pthread_mutex_lock(&s->mu);
-    while (!s->head && !s->stopping)
+    while (block && !s->head && !s->stopping)
         pthread_cond_wait(&s->cv, &s->mu);
     while (s->head && n < max) {
         out[n++] = s->head;
@@ -277,18 +332,47 @@ static size_t take(struct submit *s, struct submit_request **out, size_t max)
     return n;
 }
 
+/* Each thread keeps up to FLIGHTS batches going: while the oldest one's reports
+ * are outstanding it inserts and publishes the next; batches complete in the order
+ * they were taken (requests that end at the insert, refused or replayed, are
+ * answered at once).  With nothing waiting it finishes what it has before it blocks,
+ * so no request waits for one that has not come. */
 static void *pipeline_thread(void *arg)
 {
     struct submit *s = arg;
     size_t max = (size_t)s->cfg.batch_max;
-    struct scratch x = {0};
-    size_t n;
+    struct flight fl[FLIGHTS];
+    int oldest = 0, busy = 0;
+    bool ok = true;
 
-    if (!scratch_init(&x, max))
-        max = 0; /* cannot work: leave the requests to the other threads */
-    while (max > 0 && (n = take(s, x.reqs, max)) > 0)
-        run_batch(s, &x, x.reqs, n);
-    scratch_free(&x);
+    memset(fl, 0, sizeof fl);
+    for (int i = 0; i < FLIGHTS; i++)
+        ok = flight_init(&fl[i], max) && ok;
+    /* without memory the thread cannot work: it leaves the requests to the others */
+    while (ok) {
+        if (busy > 0 && batch_done(&fl[oldest].b)) {
+            flight_finish(s, &fl[oldest]); /* acknowledged already: answer it first */
+            oldest = (oldest + 1) % FLIGHTS;
+            busy--;
+            continue;
+        }
+        if (busy < FLIGHTS) {
+            struct flight *x = &fl[(oldest + busy) % FLIGHTS];
+            size_t n = take(s, x->reqs, max, busy == 0);
+            if (n > 0) {
+                flight_start(s, x, x->reqs, n);
+                busy++;
+                continue;
+            }
+            if (busy == 0)
+                break; /* stopping, and nothing is left */
+        }
+        flight_finish(s, &fl[oldest]);
+        oldest = (oldest + 1) % FLIGHTS;
+        busy--;
+    }
+    for (int i = 0; i < FLIGHTS; i++)
+        flight_free(&fl[i]);
     return NULL;
 }
 

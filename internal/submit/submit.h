@@ -4,7 +4,10 @@
  * Requests are batched: a few pipeline threads each take up to batch_max waiting
  * requests, insert them in one transaction (status PENDING), publish every message,
  * wait for all delivery reports (bounded by publish_timeout_ms) and call each
- * request's completion.  Acknowledged tasks are answered as QUEUED; one marker
+ * request's completion.  A thread keeps two batches going: while the reports of
+ * one are outstanding it inserts and publishes the next (when requests are
+ * waiting); its batches complete in the order it took them, each only after its
+ * commit and its reports.  Acknowledged tasks are answered as QUEUED; one marker
  * thread writes PENDING -> QUEUED for them in bulk, off the response path (SPEC
  * §3.1: "answers 202 ... then marks the row QUEUED"), so a commit per batch is
  * saved and batches from all pipelines share one update.

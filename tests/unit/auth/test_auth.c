@@ -1,4 +1,5 @@
 /* auth: argon2id passwords and HS256 tokens, forged tokens included. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -168,6 +169,191 @@ static void test_passwords(void **state)
     assert_false(auth_password_verify(auth, NULL, pw, strlen(pw)));
 }
 
+static struct auth *new_auth(int cache_entries)
+{
+    struct auth_config cfg = {SECRET, "dispatch", 3600, 5};
+    struct auth *a = NULL;
+    assert_int_equal(auth_new_cached(&cfg, cache_entries, &a), AUTH_OK);
+    return a;
+}
+
+static void test_cache_hit(void **state)
+{
+    struct auth *a = new_auth(0);
+    struct auth_cache_stats st;
+    char tok[AUTH_TOKEN_MAX];
+    struct ids_id got;
+    int ttl;
+    (void)state;
+    assert_int_equal(auth_token_issue(a, &user, NOW, tok, &ttl), AUTH_OK);
+    assert_int_equal(auth_token_verify(a, tok, strlen(tok), NOW, &got), AUTH_OK);
+    auth_cache_stats(a, &st);
+    assert_int_equal(st.capacity, AUTH_CACHE_DEFAULT);
+    assert_int_equal(st.entries, 1);
+    assert_int_equal(st.hits, 0);
+    assert_int_equal(st.misses, 1);
+    memset(&got, 0, sizeof got);
+    assert_int_equal(auth_token_verify(a, tok, strlen(tok), NOW + 1, &got), AUTH_OK);
+    assert_true(ids_equal(&got, &user)); /* the claims come out of the cache */
+    auth_cache_stats(a, &st);
+    assert_int_equal(st.hits, 1);
+    assert_int_equal(st.misses, 1);
+    assert_int_equal(st.entries, 1);
+    auth_free(a);
+}
+
+static void test_cache_honours_expiry(void **state)
+{
+    struct auth *a = new_auth(0);
+    struct auth_cache_stats st;
+    char tok[AUTH_TOKEN_MAX], c[512];
+    struct ids_id got;
+    int ttl;
+    (void)state;
+    assert_int_equal(auth_token_issue(a, &user, NOW, tok, &ttl), AUTH_OK);
+    assert_int_equal(auth_token_verify(a, tok, strlen(tok), NOW, &got), AUTH_OK);
+    /* still inside the leeway, then past it: refused although it is cached */
+    assert_int_equal(auth_token_verify(a, tok, strlen(tok), NOW + 3604, &got), AUTH_OK);
+    assert_int_equal(auth_token_verify(a, tok, strlen(tok), NOW + 3605, &got), AUTH_EEXPIRED);
+    assert_int_equal(auth_token_verify(a, tok, strlen(tok), NOW + 99999, &got), AUTH_EEXPIRED);
+    /* nbf/iat too, should the clock step back */
+    assert_int_equal(auth_token_verify(a, tok, strlen(tok), NOW - 60, &got), AUTH_ENOTYET);
+    auth_cache_stats(a, &st);
+    assert_int_equal(st.misses, 1);
+    assert_int_equal(st.hits, 4); /* every answer after the first came from the cache */
+    /* a token not yet valid is never stored */
+    claims(c, sizeof c, "dispatch", NOW, NOW + 600, NOW + 1200);
+    forge(tok, sizeof tok, hs256, c, SECRET);
+    assert_int_equal(auth_token_verify(a, tok, strlen(tok), NOW, &got), AUTH_ENOTYET);
+    auth_cache_stats(a, &st);
+    assert_int_equal(st.entries, 1);
+    auth_free(a);
+}
+
+static void test_cache_one_byte_changed_is_rejected(void **state)
+{
+    struct auth *a = new_auth(0);
+    struct auth_cache_stats st;
+    char tok[AUTH_TOKEN_MAX], evil[AUTH_TOKEN_MAX];
+    struct ids_id got;
+    size_t len;
+    int ttl;
+    (void)state;
+    assert_int_equal(auth_token_issue(a, &user, NOW, tok, &ttl), AUTH_OK);
+    len = strlen(tok);
+    assert_int_equal(auth_token_verify(a, tok, len, NOW, &got), AUTH_OK);
+    /* every position but the last (whose low bits base64 may ignore), each changed
+     * to another base64url character: never accepted, never a hit */
+    for (size_t i = 0; i + 1 < len; i++) {
+        memcpy(evil, tok, len + 1);
+        if (evil[i] == '.')
+            continue;
+        evil[i] = evil[i] == 'A' ? 'B' : 'A';
+        assert_int_not_equal(auth_token_verify(a, evil, len, NOW, &got), AUTH_OK);
+    }
+    /* a prefix and an extension of the cached token */
+    assert_int_not_equal(auth_token_verify(a, tok, len - 1, NOW, &got), AUTH_OK);
+    memcpy(evil, tok, len);
+    evil[len] = 'A';
+    assert_int_not_equal(auth_token_verify(a, evil, len + 1, NOW, &got), AUTH_OK);
+    auth_cache_stats(a, &st);
+    assert_int_equal(st.hits, 0);
+    assert_int_equal(st.entries, 1);
+    auth_free(a);
+}
+
+static void test_cache_is_bounded(void **state)
+{
+    struct auth *a = new_auth(8);
+    struct auth_cache_stats st;
+    char tok[AUTH_TOKEN_MAX];
+    struct ids_id got, u;
+    int ttl;
+    (void)state;
+    for (int i = 0; i < 200; i++) {
+        char text[IDS_TEXT_LEN + 1];
+        snprintf(text, sizeof text, "01a20128-0325-7488-bcdd-e8b048b1%04x", (unsigned)i);
+        assert_int_equal(ids_parse(text, strlen(text), &u), 0);
+        assert_int_equal(auth_token_issue(a, &u, NOW, tok, &ttl), AUTH_OK);
+        assert_int_equal(auth_token_verify(a, tok, strlen(tok), NOW, &got), AUTH_OK);
+        assert_true(ids_equal(&got, &u));
+        auth_cache_stats(a, &st);
+        assert_true(st.entries <= 8);
+    }
+    auth_cache_stats(a, &st);
+    assert_true(st.capacity <= 8 && st.capacity > 0);
+    assert_true(st.entries > 0);
+    assert_int_equal(st.misses, 200);
+    auth_free(a);
+
+    /* no cache at all */
+    a = new_auth(-1);
+    assert_int_equal(auth_token_issue(a, &user, NOW, tok, &ttl), AUTH_OK);
+    assert_int_equal(auth_token_verify(a, tok, strlen(tok), NOW, &got), AUTH_OK);
+    assert_int_equal(auth_token_verify(a, tok, strlen(tok), NOW, &got), AUTH_OK);
+    auth_cache_stats(a, &st);
+    assert_int_equal(st.capacity, 0);
+    assert_int_equal(st.hits + st.misses, 0);
+    auth_free(a);
+}
+
+/* Threads verify a set of tokens larger than the cache at once: hits, misses and
+ * evictions interleave, and every answer is still the token's own subject. */
+enum { SHARED_TOKENS = 24, SHARED_THREADS = 4, SHARED_ROUNDS = 300 };
+
+struct shared {
+    struct auth *a;
+    char tok[SHARED_TOKENS][AUTH_TOKEN_MAX];
+    struct ids_id user[SHARED_TOKENS];
+    int wrong;
+    pthread_mutex_t mu;
+};
+
+static void *verify_many(void *arg)
+{
+    struct shared *sh = arg;
+    int wrong = 0;
+    for (int r = 0; r < SHARED_ROUNDS; r++) {
+        int i = (r * 7) % SHARED_TOKENS;
+        struct ids_id got;
+        if (auth_token_verify(sh->a, sh->tok[i], strlen(sh->tok[i]), NOW, &got) != AUTH_OK ||
+            !ids_equal(&got, &sh->user[i]))
+            wrong++;
+    }
+    pthread_mutex_lock(&sh->mu);
+    sh->wrong += wrong;
+    pthread_mutex_unlock(&sh->mu);
+    return NULL;
+}
+
+static void test_cache_shared_by_threads(void **state)
+{
+    static struct shared sh;
+    pthread_t t[SHARED_THREADS];
+    struct auth_cache_stats st;
+    int ttl;
+    (void)state;
+    memset(&sh, 0, sizeof sh);
+    pthread_mutex_init(&sh.mu, NULL);
+    sh.a = new_auth(8);
+    for (int i = 0; i < SHARED_TOKENS; i++) {
+        char text[IDS_TEXT_LEN + 1];
+        snprintf(text, sizeof text, "01a20128-0325-7488-bcdd-e8b048b2%04x", (unsigned)i);
+        assert_int_equal(ids_parse(text, strlen(text), &sh.user[i]), 0);
+        assert_int_equal(auth_token_issue(sh.a, &sh.user[i], NOW, sh.tok[i], &ttl), AUTH_OK);
+    }
+    for (int i = 0; i < SHARED_THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, verify_many, &sh), 0);
+    for (int i = 0; i < SHARED_THREADS; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    assert_int_equal(sh.wrong, 0);
+    auth_cache_stats(sh.a, &st);
+    assert_int_equal(st.hits + st.misses, SHARED_THREADS * SHARED_ROUNDS);
+    assert_true(st.entries <= 8);
+    auth_free(sh.a);
+    pthread_mutex_destroy(&sh.mu);
+}
+
 static void test_short_secret_refused(void **state)
 {
     struct auth_config cfg = {"too-short", "dispatch", 60, 0};
@@ -187,6 +373,11 @@ int main(void)
         cmocka_unit_test(test_garbage_is_invalid),
         cmocka_unit_test(test_passwords),
         cmocka_unit_test(test_short_secret_refused),
+        cmocka_unit_test(test_cache_hit),
+        cmocka_unit_test(test_cache_honours_expiry),
+        cmocka_unit_test(test_cache_one_byte_changed_is_rejected),
+        cmocka_unit_test(test_cache_is_bounded),
+        cmocka_unit_test(test_cache_shared_by_threads),
     };
     return cmocka_run_group_tests_name("auth", tests, setup, teardown);
 }
