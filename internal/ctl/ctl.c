@@ -113,13 +113,21 @@ static int cmd_topics_create(const struct config *cfg, int argc, char **argv, FI
         fprintf(err, "dispatchctl: topics create takes no arguments\n");
         return EX_USAGE;
     }
-    /* nothing leaves the DLQ silently (SPEC §4): its records are never expired by age */
-    static const struct queue_topic_setting keep_forever[] = {{"retention.ms", "-1"}};
-    rc = queue_topics_create(cfg->kafka_brokers, topics, 2, cfg->kafka_partitions, 1, 15000, errbuf,
-                             sizeof errbuf);
+#define STR_(x) #x
+#define STR(x)  STR_(x)
+    /* every topic takes the largest record we produce (queue.h); nothing leaves the DLQ
+     * silently (SPEC §4): its records are never expired by age */
+    static const struct queue_topic_setting settings[] = {
+        {"max.message.bytes", STR(QUEUE_MESSAGE_MAX_BYTES)},
+        {"retention.ms", "-1"},
+    };
+#undef STR
+#undef STR_
+    rc = queue_topics_create_with(cfg->kafka_brokers, topics, 2, cfg->kafka_partitions, 1, settings,
+                                  1, 15000, errbuf, sizeof errbuf);
     if (rc == QUEUE_OK)
         rc = queue_topics_create_with(cfg->kafka_brokers, &topics[2], 1, cfg->kafka_partitions, 1,
-                                      keep_forever, 1, 15000, errbuf, sizeof errbuf);
+                                      settings, 2, 15000, errbuf, sizeof errbuf);
     if (rc != QUEUE_OK) {
         fprintf(err, "dispatchctl: topics create: %s\n", errbuf[0] ? errbuf : queue_strerror(rc));
         return EX_UNAVAILABLE;

@@ -78,6 +78,9 @@ static rd_kafka_t *make_handle(struct queue_producer *p)
     snprintf(num, sizeof num, "%d", cfg->message_timeout_ms);
     if (queue__conf_set(conf, "message.timeout.ms", num) < 0)
         goto out_conf;
+    snprintf(num, sizeof num, "%d", QUEUE_MESSAGE_MAX_BYTES);
+    if (queue__conf_set(conf, "message.max.bytes", num) < 0)
+        goto out_conf;
     /* TCP_NODELAY: librdkafka before 2.10 leaves Nagle on, and a small produce
      * request written while the previous one is unacknowledged then waits for the
      * broker's delayed ACK (~40 ms on Linux): the runs of 30-70 ms delivery reports

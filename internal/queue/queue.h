@@ -163,6 +163,13 @@ int queue_reader_poll(struct queue_reader *r, int timeout_ms, struct queue_messa
 /* Every partition has been read up to where it ended when the reader started. */
 bool queue_reader_at_end(const struct queue_reader *r);
 
+/* The largest record dispatch produces and the topics accept ("message.max.bytes"
+ * of the producer, "max.message.bytes" of each topic `topics create` makes): the
+ * ceiling of http_max_body_bytes (64 MiB) plus 1 MiB for the envelope and the retry /
+ * DLQ headers.  Kafka's own default (about 1 MB) is below the default body cap of
+ * 1 MiB: a task accepted with a payload near it could otherwise never be published. */
+#define QUEUE_MESSAGE_MAX_BYTES 68157440
+
 /* --- admin --------------------------------------------------------------- */
 
 /* Creates the topics that do not exist yet (existing ones are fine), with

@@ -64,6 +64,20 @@ def test_payload_round_trips_byte_exact(producer, worker):
     assert mine and mine[0]["payload"]["big"] == 12345678901234567891
 
 
+def test_a_payload_at_the_body_cap_reaches_the_worker(producer, worker):
+    """The default body cap is 1 MiB, above Kafka's default record limit (~1 MB): the
+    producer and the topics `topics create` makes take records that large, so such a
+    task is published (202, not 503 broker-unavailable) and runs."""
+    envelope = '{"type": "noop", "payload": ""}'
+    text = json.dumps("x" * (1048576 - len(envelope)))
+    body = f'{{"type": "noop", "payload": {text}}}'
+    assert len(body) == 1048576
+    r = post_raw(producer, body)
+    assert r.status == 202, r.body[:300]
+    done = producer.wait_status(r.json()["id"], {"SUCCEEDED", "DEAD"}, timeout=60)
+    assert done["status"] == "SUCCEEDED", {k: done[k] for k in ("status", "last_error")}
+
+
 def test_payload_round_trips_through_cancel(own_stack):
     producer = own_stack["client"]  # scheduled tasks stay off the session's topics
     task_id = submit_raw(producer, "noop", PAYLOAD, f', "run_at": "{later(3600)}"')
@@ -151,7 +165,7 @@ def test_listing_large_payloads_costs_bounded_memory(own_topics):
         wait_until(svc.healthy, 20, "the producer's /healthz")
         from conftest import new_user
         client = Client(f"http://127.0.0.1:{port}", new_user(Client(f"http://127.0.0.1:{port}"))[2])
-        n, size = 10, 900 * 1000  # the message, envelope included, must fit Kafka's 1 MB
+        n, size = 10, 900 * 1000
         payload = large_payload(size)
         for _ in range(n):
             submit_raw(client, "noop", payload)
