@@ -266,11 +266,9 @@ void api_etag(const struct task *t, char out[API_ETAG_LEN + 1]);
 /* RFC 9110 §13.1.2: does an If-None-Match field of the request ("*", or a list of
  * entity tags compared weakly) match etag?  No field, or a malformed one: false. */
 bool api_if_none_match(struct api_request *req, const char *etag);
-/* 304 Not Modified with the ETag and no body.  view is the representation a 200
- * would carry (not consumed): libmicrohttpd announces a 304's Content-Length from
- * the response's size, and RFC 9110 §8.6 allows only the 200's length there. */
-void api_respond_not_modified(struct api_request *req, const char *etag, const cJSON *view);
-/* The same for a view already rendered: text (the 200's body) is taken over. */
+/* 304 Not Modified with the ETag and no body.  text is the representation a 200
+ * would carry, taken over: libmicrohttpd announces a 304's Content-Length from the
+ * response's size, and RFC 9110 §8.6 allows only the 200's length there. */
 void api_respond_not_modified_text(struct api_request *req, const char *etag, char *text);
 
 /* --- rate limits (limit.c) ------------------------------------------------------ */

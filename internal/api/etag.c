@@ -121,16 +121,6 @@ bool api_if_none_match(struct api_request *req, const char *etag)
     return s.match;
 }
 
-void api_respond_not_modified(struct api_request *req, const char *etag, const cJSON *view)
-{
-    char *text = cJSON_PrintUnformatted(view);
-    if (!text) {
-        api_problem_oom(req);
-        return;
-    }
-    api_respond_not_modified_text(req, etag, text);
-}
-
 void api_respond_not_modified_text(struct api_request *req, const char *etag, char *text)
 {
     /* the body is never sent (MHD treats a 304 like a HEAD), only its length */
