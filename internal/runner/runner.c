@@ -380,7 +380,9 @@ static bool backpressure(struct runner *r, int64_t last_poll)
         return false;
     }
     if (mono_ms() - last_poll < POLL_GAP_MS) {
-        runner__pool_wait_done(r, WAIT_SLICE_MS);
+        /* refill in bursts: one wake-up per queue_size / 2 tasks, not one per task
+         * (the finished ones are reaped, and their offsets stored, per burst) */
+        (void)runner__pool_wait_queued(r, (size_t)r->queue_size / 2, WAIT_SLICE_MS);
         return true;
     }
     r->bp_paused = true;

@@ -72,6 +72,9 @@ size_t runner__pool_queued(struct runner *r);
 struct runner__job *runner__pool_take_done(struct runner *r);
 /* Waits up to ms for a job to finish (or returns at once when one is waiting). */
 void runner__pool_wait_done(struct runner *r, int ms);
+/* Waits up to ms until at most low jobs are queued (one wake-up, not one per
+ * finished job); returns the jobs queued. */
+size_t runner__pool_wait_queued(struct runner *r, size_t low, int ms);
 /* Removes the queued jobs for which drop() is true; returns them as a list. */
 struct runner__job *runner__pool_remove_queued(struct runner *r,
                                                bool (*drop)(void *, const struct runner__job *),
