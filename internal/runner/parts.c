@@ -96,7 +96,7 @@ int runner_parts_add(struct runner_parts *ps, const char *topic, int32_t partiti
     runner_parts_remove(ps, topic, partition, drop, arg);
     if (ps->n == ps->cap) {
         size_t cap = ps->cap ? ps->cap * 2 : 16;
-        struct part **v = realloc(ps->v, cap * sizeof *v);
+        struct part **v = realloc(ps->v, cap * sizeof(struct part *));
         if (v == NULL) {
             return RUNNER_PARTS_ENOMEM;
         }
@@ -242,7 +242,7 @@ static void apply_pause(struct runner_parts *ps, bool pause_all, bool pause,
         return;
     }
     struct queue_partition *v = calloc(count, sizeof *v);
-    struct part **which = calloc(count, sizeof *which);
+    struct part **which = calloc(count, sizeof(struct part *));
     if (v == NULL || which == NULL) {
         free(v);
         free(which);
