@@ -1,15 +1,42 @@
-/* The partition table: offsets in flight, held retry messages, pause state. */
-#include "runner/runner_int.h"
+/* The partition table: offsets in flight, held retry records, pause state.  See
+ * parts.h. */
+#include "runner/parts.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include "log/log.h"
+#include "watermark/watermark.h"
 
-struct runner__part *runner__part_find(struct runner *r, const char *topic, int32_t partition)
+struct part {
+    char *topic;
+    int32_t partition;
+    uint64_t gen;
+    struct watermark *wm;
+    struct runner_held *held_head; /* by due time */
+    size_t n_held;
+    bool paused;      /* as last told to the consumer */
+    bool pause_known; /* false until we told the consumer once */
+};
+
+struct runner_parts {
+    struct part **v;
+    size_t n, cap;
+    uint64_t next_gen;
+};
+
+int runner_parts_new(struct runner_parts **ret_ps)
 {
-    for (size_t i = 0; i < r->n_parts; i++) {
-        struct runner__part *p = r->parts[i];
+    struct runner_parts *ps = calloc(1, sizeof *ps);
+    if (ps == NULL) {
+        return RUNNER_PARTS_ENOMEM;
+    }
+    *ret_ps = ps;
+    return RUNNER_PARTS_OK;
+}
+
+static struct part *find(const struct runner_parts *ps, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < ps->n; i++) {
+        struct part *p = ps->v[i];
         if (p->partition == partition && strcmp(p->topic, topic) == 0) {
             return p;
         }
@@ -17,113 +44,219 @@ struct runner__part *runner__part_find(struct runner *r, const char *topic, int3
     return NULL;
 }
 
-int runner__part_add(struct runner *r, const char *topic, int32_t partition)
-{
-    struct runner__part *old = runner__part_find(r, topic, partition);
-    if (old != NULL) {
-        runner__part_remove(r, old);
-    }
-    if (r->n_parts == r->cap_parts) {
-        size_t cap = r->cap_parts ? r->cap_parts * 2 : 16;
-        struct runner__part **v = realloc(r->parts, cap * sizeof(struct runner__part *));
-        if (v == NULL) {
-            return RUNNER_ENOMEM;
-        }
-        r->parts = v;
-        r->cap_parts = cap;
-    }
-    struct runner__part *p = calloc(1, sizeof *p);
-    if (p == NULL) {
-        return RUNNER_ENOMEM;
-    }
-    p->topic = strdup(topic);
-    if (p->topic == NULL || watermark_new(&p->wm) < 0) {
-        free(p->topic);
-        free(p);
-        return RUNNER_ENOMEM;
-    }
-    p->partition = partition;
-    p->gen = ++r->next_gen;
-    r->parts[r->n_parts++] = p;
-    return RUNNER_OK;
-}
-
-void runner__part_drop_held(struct runner *r, struct runner__part *p)
+static void drop_held(struct part *p, runner_parts_drop_fn drop, void *arg)
 {
     while (p->held_head != NULL) {
-        struct runner__job *j = p->held_head;
-        p->held_head = j->next;
-        runner__job_free(r, j);
+        struct runner_held *h = p->held_head;
+        p->held_head = h->next;
+        h->next = NULL;
+        if (drop != NULL) {
+            drop(arg, h);
+        }
     }
     p->n_held = 0;
 }
 
-void runner__part_hold(struct runner__part *p, struct runner__job *job)
+static void part_free(struct part *p, runner_parts_drop_fn drop, void *arg)
 {
-    struct runner__job **pp = &p->held_head;
-    while (*pp != NULL && (*pp)->not_before_ms <= job->not_before_ms) {
-        pp = &(*pp)->next;
-    }
-    job->next = *pp;
-    *pp = job;
-    p->n_held++;
-}
-
-void runner__part_remove(struct runner *r, struct runner__part *p)
-{
-    for (size_t i = 0; i < r->n_parts; i++) {
-        if (r->parts[i] == p) {
-            r->parts[i] = r->parts[--r->n_parts];
-            break;
-        }
-    }
-    runner__part_drop_held(r, p);
+    drop_held(p, drop, arg);
     watermark_free(p->wm);
     free(p->topic);
     free(p);
 }
 
-static bool want_paused(const struct runner *r, const struct runner__part *p)
+void runner_parts_free(struct runner_parts *ps, runner_parts_drop_fn drop, void *arg)
 {
-    if (r->bp_paused || r->draining) {
+    if (ps == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < ps->n; i++) {
+        part_free(ps->v[i], drop, arg);
+    }
+    free(ps->v);
+    free(ps);
+}
+
+void runner_parts_remove(struct runner_parts *ps, const char *topic, int32_t partition,
+                         runner_parts_drop_fn drop, void *arg)
+{
+    for (size_t i = 0; i < ps->n; i++) {
+        struct part *p = ps->v[i];
+        if (p->partition == partition && strcmp(p->topic, topic) == 0) {
+            ps->v[i] = ps->v[--ps->n];
+            part_free(p, drop, arg);
+            return;
+        }
+    }
+}
+
+int runner_parts_add(struct runner_parts *ps, const char *topic, int32_t partition,
+                     runner_parts_drop_fn drop, void *arg)
+{
+    runner_parts_remove(ps, topic, partition, drop, arg);
+    if (ps->n == ps->cap) {
+        size_t cap = ps->cap ? ps->cap * 2 : 16;
+        struct part **v = realloc(ps->v, cap * sizeof(struct part *));
+        if (v == NULL) {
+            return RUNNER_PARTS_ENOMEM;
+        }
+        ps->v = v;
+        ps->cap = cap;
+    }
+    struct part *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        return RUNNER_PARTS_ENOMEM;
+    }
+    p->topic = strdup(topic);
+    if (p->topic == NULL || watermark_new(&p->wm) < 0) {
+        free(p->topic);
+        free(p);
+        return RUNNER_PARTS_ENOMEM;
+    }
+    p->partition = partition;
+    p->gen = ++ps->next_gen;
+    ps->v[ps->n++] = p;
+    return RUNNER_PARTS_OK;
+}
+
+size_t runner_parts_count(const struct runner_parts *ps)
+{
+    return ps->n;
+}
+
+int runner_parts_track(struct runner_parts *ps, const char *topic, int32_t partition,
+                       int64_t offset, uint64_t *ret_gen)
+{
+    struct part *p = find(ps, topic, partition);
+    if (p == NULL) {
+        return RUNNER_PARTS_UNKNOWN;
+    }
+    int rc = watermark_add(p->wm, offset);
+    if (rc == WATERMARK_EORDER) {
+        return RUNNER_PARTS_DUP;
+    }
+    if (rc != WATERMARK_OK) {
+        return RUNNER_PARTS_ENOMEM;
+    }
+    *ret_gen = p->gen;
+    return RUNNER_PARTS_OK;
+}
+
+void runner_parts_done(struct runner_parts *ps, const char *topic, int32_t partition, uint64_t gen,
+                       int64_t offset)
+{
+    struct part *p = find(ps, topic, partition);
+    if (p != NULL && p->gen == gen) {
+        (void)watermark_done(p->wm, offset);
+    }
+}
+
+void runner_parts_moved(struct runner_parts *ps, runner_parts_store_fn store, void *arg)
+{
+    for (size_t i = 0; i < ps->n; i++) {
+        struct part *p = ps->v[i];
+        int64_t next;
+        if (watermark_take(p->wm, &next)) {
+            store(arg, p->topic, p->partition, next);
+        }
+    }
+}
+
+int runner_parts_hold(struct runner_parts *ps, const char *topic, int32_t partition,
+                      struct runner_held *h)
+{
+    struct part *p = find(ps, topic, partition);
+    if (p == NULL) {
+        return RUNNER_PARTS_UNKNOWN;
+    }
+    struct runner_held **pp = &p->held_head;
+    while (*pp != NULL && (*pp)->not_before_ms <= h->not_before_ms) {
+        pp = &(*pp)->next;
+    }
+    h->next = *pp;
+    *pp = h;
+    p->n_held++;
+    return RUNNER_PARTS_OK;
+}
+
+struct runner_held *runner_parts_take_due(struct runner_parts *ps, int64_t now_ms,
+                                          int64_t *ret_next_ms)
+{
+    struct runner_held *out = NULL, **tail = &out;
+    int64_t next = -1;
+    for (size_t i = 0; i < ps->n; i++) {
+        struct part *p = ps->v[i];
+        while (p->held_head != NULL && p->held_head->not_before_ms <= now_ms) {
+            struct runner_held *h = p->held_head;
+            p->held_head = h->next;
+            p->n_held--;
+            h->next = NULL;
+            *tail = h;
+            tail = &h->next;
+        }
+        if (p->held_head != NULL) {
+            int64_t in = p->held_head->not_before_ms - now_ms;
+            if (next < 0 || in < next) {
+                next = in;
+            }
+        }
+    }
+    *ret_next_ms = next;
+    return out;
+}
+
+void runner_parts_drop_held(struct runner_parts *ps, const char *topic, int32_t partition,
+                            runner_parts_drop_fn drop, void *arg)
+{
+    for (size_t i = 0; i < ps->n; i++) {
+        struct part *p = ps->v[i];
+        if (topic == NULL || (p->partition == partition && strcmp(p->topic, topic) == 0)) {
+            drop_held(p, drop, arg);
+        }
+    }
+}
+
+static bool want_paused(const struct part *p, bool pause_all)
+{
+    if (pause_all) {
         return true;
     }
-    return p->n_held >= RUNNER__HELD_MAX ||
-           (p->n_held > 0 && watermark_pending(p->wm) >= RUNNER__PENDING_MAX);
+    return p->n_held >= RUNNER_PARTS_HELD_MAX ||
+           (p->n_held > 0 && watermark_pending(p->wm) >= RUNNER_PARTS_PENDING_MAX);
 }
 
-static bool needs(const struct runner *r, const struct runner__part *p, bool pause)
+static bool needs(const struct part *p, bool pause_all, bool pause)
 {
-    return want_paused(r, p) == pause && (!p->pause_known || p->paused != pause);
+    return want_paused(p, pause_all) == pause && (!p->pause_known || p->paused != pause);
 }
 
-/* Tells the consumer about every partition whose wanted state differs. */
-static void apply_pause(struct runner *r, bool pause)
+/* Tells apply about every partition whose wanted state is pause and differs. */
+static void apply_pause(struct runner_parts *ps, bool pause_all, bool pause,
+                        runner_parts_apply_fn apply, void *arg)
 {
     size_t count = 0;
-    for (size_t i = 0; i < r->n_parts; i++) {
-        count += needs(r, r->parts[i], pause);
+    for (size_t i = 0; i < ps->n; i++) {
+        count += needs(ps->v[i], pause_all, pause);
     }
     if (count == 0) {
         return;
     }
-    struct queue_partition *v = calloc(r->n_parts + 1, sizeof *v);
-    struct runner__part **which = calloc(r->n_parts + 1, sizeof(struct runner__part *));
+    struct queue_partition *v = calloc(count, sizeof *v);
+    struct part **which = calloc(count, sizeof(struct part *));
     if (v == NULL || which == NULL) {
         free(v);
         free(which);
-        return; /* tried again on the next loop */
+        return; /* tried again on the next reconcile */
     }
     size_t n = 0;
-    for (size_t i = 0; i < r->n_parts; i++) {
-        struct runner__part *p = r->parts[i];
-        if (needs(r, p, pause)) {
+    for (size_t i = 0; i < ps->n; i++) {
+        struct part *p = ps->v[i];
+        if (needs(p, pause_all, pause)) {
             v[n] = (struct queue_partition){.topic = p->topic, .partition = p->partition};
             which[n++] = p;
         }
     }
-    int rc = pause ? queue_consumer_pause(r->qc, v, n) : queue_consumer_resume(r->qc, v, n);
-    if (rc == QUEUE_OK) {
+    if (apply(arg, pause, v, n) == 0) {
         for (size_t i = 0; i < n; i++) {
             which[i]->paused = pause;
             which[i]->pause_known = true;
@@ -133,68 +266,15 @@ static void apply_pause(struct runner *r, bool pause)
     free(which);
 }
 
-void runner__parts_reconcile(struct runner *r)
+void runner_parts_reconcile(struct runner_parts *ps, bool pause_all, runner_parts_apply_fn apply,
+                            void *arg)
 {
-    apply_pause(r, true);
-    apply_pause(r, false);
+    apply_pause(ps, pause_all, true, apply, arg);
+    apply_pause(ps, pause_all, false, apply, arg);
 }
 
-static void store_moved(struct runner *r, struct runner__part *p)
+bool runner_parts_paused(const struct runner_parts *ps, const char *topic, int32_t partition)
 {
-    int64_t next;
-    if (r->fatal || !watermark_take(p->wm, &next)) {
-        return;
-    }
-    int rc = queue_consumer_store(r->qc, p->topic, p->partition, next);
-    if (rc == QUEUE_ESTATE) {
-        log_debug("offset not stored: partition no longer assigned", LOG_S("topic", p->topic),
-                  LOG_I("partition", p->partition));
-    }
-}
-
-void runner__reap(struct runner *r)
-{
-    struct runner__job *list = runner__pool_take_done(r);
-    while (list != NULL) {
-        struct runner__job *j = list;
-        list = j->next;
-        struct runner__part *p = runner__part_find(r, j->msg->topic, j->msg->partition);
-        /* a job that is not done keeps the watermark below it until redelivery */
-        if (p != NULL && p->gen == j->gen && j->rc == 0) {
-            (void)watermark_done(p->wm, j->msg->offset);
-        }
-        runner__job_free(r, j);
-    }
-    for (size_t i = 0; i < r->n_parts; i++) {
-        store_moved(r, r->parts[i]);
-    }
-}
-
-static int64_t unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t runner__release_due(struct runner *r)
-{
-    int64_t now = unix_ms();
-    int64_t next = -1;
-    for (size_t i = 0; i < r->n_parts; i++) {
-        struct runner__part *p = r->parts[i];
-        while (p->held_head != NULL && p->held_head->not_before_ms <= now) {
-            struct runner__job *j = p->held_head;
-            p->held_head = j->next;
-            p->n_held--;
-            runner__pool_push(r, j);
-        }
-        if (p->held_head != NULL) {
-            int64_t in = p->held_head->not_before_ms - now;
-            if (next < 0 || in < next) {
-                next = in;
-            }
-        }
-    }
-    return next;
+    const struct part *p = find(ps, topic, partition);
+    return p != NULL && p->pause_known && p->paused;
 }

@@ -123,6 +123,11 @@ void runner__pool_wait_done(struct runner *r, int ms)
     jobpool_wait_done(r->pool, ms);
 }
 
+size_t runner__pool_wait_queued(struct runner *r, size_t low, int ms)
+{
+    return jobpool_wait_queued(r->pool, low, ms);
+}
+
 struct runner__job *runner__pool_remove_queued(struct runner *r,
                                                bool (*drop)(void *, const struct runner__job *),
                                                void *arg)

@@ -2,6 +2,7 @@
 #include "runner/runner_int.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,17 @@ static double gauge_busy(void *ctx)
     return (double)runner__pool_running(ctx, NULL, NULL);
 }
 
+static struct runner__job *job_of(struct runner_held *h)
+{
+    return (struct runner__job *)(void *)((char *)h - offsetof(struct runner__job, held));
+}
+
+/* The partition table lets go of a held job that is not done: it is delivered again. */
+static void drop_job(void *arg, struct runner_held *h)
+{
+    runner__job_free(arg, job_of(h));
+}
+
 int runner_new(const struct runner_config *cfg, struct taskexec *te, struct runner **ret_r)
 {
     if (cfg == NULL || te == NULL || cfg->brokers == NULL || cfg->group == NULL ||
@@ -81,7 +93,7 @@ int runner_new(const struct runner_config *cfg, struct taskexec *te, struct runn
     r->client_id = dup_opt(cfg->client_id, &oom);
     r->tasks_topic = dup_opt(cfg->tasks_topic, &oom);
     r->retry_topic = dup_opt(cfg->retry_topic, &oom);
-    if (oom) {
+    if (oom || runner_parts_new(&r->parts) < 0) {
         free_strings(r);
         free(r);
         return RUNNER_ENOMEM;
@@ -111,10 +123,7 @@ void runner_free(struct runner *r)
         /* leaked: pool threads still run a handler and may touch r; exit reclaims it */
         return;
     }
-    while (r->n_parts > 0) {
-        runner__part_remove(r, r->parts[0]);
-    }
-    free(r->parts);
+    runner_parts_free(r->parts, drop_job, r);
     jobpool_free(r->pool);
     free_strings(r);
     free(r);
@@ -137,6 +146,64 @@ static int64_t unix_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- the partition table's side of the loop -------------------------------- */
+
+static int apply_pause(void *arg, bool pause, const struct queue_partition *v, size_t n)
+{
+    struct runner *r = arg;
+    int rc = pause ? queue_consumer_pause(r->qc, v, n) : queue_consumer_resume(r->qc, v, n);
+    return rc == QUEUE_OK ? 0 : -1;
+}
+
+/* Pauses or resumes partitions so that each is paused iff backpressure, the drain
+ * or its held records ask for it. */
+static void reconcile(struct runner *r)
+{
+    runner_parts_reconcile(r->parts, r->bp_paused || r->draining, apply_pause, r);
+}
+
+static void store_offset(void *arg, const char *topic, int32_t partition, int64_t next)
+{
+    struct runner *r = arg;
+    if (queue_consumer_store(r->qc, topic, partition, next) == QUEUE_ESTATE) {
+        log_debug("offset not stored: partition no longer assigned", LOG_S("topic", topic),
+                  LOG_I("partition", partition));
+    }
+}
+
+/* Marks finished jobs done in their partition and stores moved watermarks (per
+ * burst: every job finished since the last reap). */
+static void reap(struct runner *r)
+{
+    struct runner__job *list = runner__pool_take_done(r);
+    while (list != NULL) {
+        struct runner__job *j = list;
+        list = j->next;
+        /* a job that is not done keeps the watermark below it until redelivery */
+        if (j->rc == 0) {
+            runner_parts_done(r->parts, j->msg->topic, j->msg->partition, j->gen, j->msg->offset);
+        }
+        runner__job_free(r, j);
+    }
+    if (!r->fatal) {
+        runner_parts_moved(r->parts, store_offset, r);
+    }
+}
+
+/* Queues held records that are due; returns the ms until the next one is due (-1:
+ * none held). */
+static int64_t release_due(struct runner *r)
+{
+    int64_t next = -1;
+    struct runner_held *h = runner_parts_take_due(r->parts, unix_ms(), &next);
+    while (h != NULL) {
+        struct runner_held *n = h->next;
+        runner__pool_push(r, job_of(h));
+        h = n;
+    }
+    return next;
 }
 
 /* --- rebalance -------------------------------------------------------------- */
@@ -181,7 +248,7 @@ static void wait_running(struct runner *r, struct part_set *set, int ms, bool po
 {
     int64_t until = mono_ms() + ms;
     for (;;) {
-        runner__reap(r);
+        reap(r);
         if (runner__pool_running(r, in_set, set) == 0 || mono_ms() >= until) {
             break;
         }
@@ -194,14 +261,14 @@ static void wait_running(struct runner *r, struct part_set *set, int ms, bool po
             runner__pool_wait_done(r, WAIT_SLICE_MS);
         }
     }
-    runner__reap(r);
+    reap(r);
 }
 
 static void on_assign(void *opaque, const struct queue_partition *parts, size_t n)
 {
     struct runner *r = opaque;
     for (size_t i = 0; i < n; i++) {
-        if (runner__part_add(r, parts[i].topic, parts[i].partition) < 0) {
+        if (runner_parts_add(r->parts, parts[i].topic, parts[i].partition, drop_job, r) < 0) {
             log_error("partition not tracked: out of memory", LOG_S("topic", parts[i].topic),
                       LOG_I("partition", parts[i].partition));
             r->fatal = true;
@@ -215,10 +282,7 @@ static void on_revoke(void *opaque, const struct queue_partition *parts, size_t 
     struct part_set set = {parts, n};
     drop_queued(r, &set);
     for (size_t i = 0; i < n; i++) {
-        struct runner__part *p = runner__part_find(r, parts[i].topic, parts[i].partition);
-        if (p != NULL) {
-            runner__part_drop_held(r, p);
-        }
+        runner_parts_drop_held(r->parts, parts[i].topic, parts[i].partition, drop_job, r);
     }
     wait_running(r, &set, r->draining ? 0 : r->revoke_wait_ms, false);
     size_t left = runner__pool_running(r, in_set, &set);
@@ -227,10 +291,7 @@ static void on_revoke(void *opaque, const struct queue_partition *parts, size_t 
                  LOG_I("in_flight", left));
     }
     for (size_t i = 0; i < n; i++) {
-        struct runner__part *p = runner__part_find(r, parts[i].topic, parts[i].partition);
-        if (p != NULL) {
-            runner__part_remove(r, p);
-        }
+        runner_parts_remove(r->parts, parts[i].topic, parts[i].partition, drop_job, r);
     }
 }
 
@@ -264,19 +325,23 @@ static int64_t not_before_ms(const struct queue_message *m)
 
 static void accept_message(struct runner *r, struct queue_message *m)
 {
-    struct runner__part *p = runner__part_find(r, m->topic, m->partition);
-    if (p == NULL || r->draining) {
+    if (r->draining) {
         queue_message_free(m);
         return;
     }
-    int rc = watermark_add(p->wm, m->offset);
-    if (rc == WATERMARK_EORDER) {
+    uint64_t gen = 0;
+    int rc = runner_parts_track(r->parts, m->topic, m->partition, m->offset, &gen);
+    if (rc == RUNNER_PARTS_UNKNOWN) {
+        queue_message_free(m);
+        return;
+    }
+    if (rc == RUNNER_PARTS_DUP) {
         log_debug("duplicate delivery dropped", LOG_S("topic", m->topic),
                   LOG_I("partition", m->partition), LOG_I("offset", m->offset));
         queue_message_free(m);
         return;
     }
-    struct runner__job *job = rc == WATERMARK_OK ? calloc(1, sizeof *job) : NULL;
+    struct runner__job *job = rc == RUNNER_PARTS_OK ? calloc(1, sizeof *job) : NULL;
     if (job == NULL) {
         /* tracked (or not) but never done: no offset past it is stored any more */
         log_error("out of memory: message dropped, stopping", LOG_S("topic", m->topic),
@@ -286,13 +351,13 @@ static void accept_message(struct runner *r, struct queue_message *m)
         return;
     }
     job->msg = m;
-    job->gen = p->gen;
+    job->gen = gen;
     atomic_init(&job->pj.cancel, false);
     r->outstanding++;
     if (r->retry_topic != NULL && strcmp(m->topic, r->retry_topic) == 0) {
-        job->not_before_ms = not_before_ms(m);
-        if (job->not_before_ms > unix_ms()) {
-            runner__part_hold(p, job);
+        job->held.not_before_ms = not_before_ms(m);
+        if (job->held.not_before_ms > unix_ms() &&
+            runner_parts_hold(r->parts, m->topic, m->partition, &job->held) == RUNNER_PARTS_OK) {
             return;
         }
     }
@@ -306,11 +371,9 @@ static void drain(struct runner *r)
     r->draining = true;
     log_info("draining", LOG_I("queued", runner__pool_queued(r)),
              LOG_I("running", runner__pool_running(r, NULL, NULL)), LOG_I("grace_ms", r->grace_ms));
-    runner__parts_reconcile(r); /* stop fetching */
+    reconcile(r); /* stop fetching */
     drop_queued(r, NULL);
-    for (size_t i = 0; i < r->n_parts; i++) {
-        runner__part_drop_held(r, r->parts[i]);
-    }
+    runner_parts_drop_held(r->parts, NULL, 0, drop_job, r);
     wait_running(r, NULL, r->grace_ms, true);
     if (runner__pool_running(r, NULL, NULL) > 0) {
         log_warn("grace period over: canceling in-flight tasks",
@@ -380,7 +443,9 @@ static bool backpressure(struct runner *r, int64_t last_poll)
         return false;
     }
     if (mono_ms() - last_poll < POLL_GAP_MS) {
-        runner__pool_wait_done(r, WAIT_SLICE_MS);
+        /* refill in bursts: one wake-up per queue_size / 2 tasks, not one per task
+         * (the finished ones are reaped, and their offsets stored, per burst) */
+        (void)runner__pool_wait_queued(r, (size_t)r->queue_size / 2, WAIT_SLICE_MS);
         return true;
     }
     r->bp_paused = true;
@@ -398,12 +463,12 @@ int runner_run(struct runner *r, const volatile sig_atomic_t *stop)
              LOG_I("concurrency", r->concurrency), LOG_I("queue_size", r->queue_size));
     int64_t last_poll = mono_ms();
     while (!*stop && !r->fatal) {
-        runner__reap(r);
+        reap(r);
         if (backpressure(r, last_poll)) {
             continue;
         }
-        runner__parts_reconcile(r);
-        int64_t due = runner__release_due(r);
+        reconcile(r);
+        int64_t due = release_due(r);
         int timeout = r->bp_paused ? POLL_PAUSED_MS : POLL_MS;
         if (due >= 0 && due < timeout) {
             timeout = (int)due;

@@ -16,6 +16,9 @@ struct jobpool {
     pthread_mutex_t mu;
     pthread_cond_t work_cv; /* a job queued, or quit */
     pthread_cond_t done_cv; /* a job finished, or a thread left */
+    pthread_cond_t low_cv;  /* the queue went down to low_mark, or a thread left */
+    size_t low_mark;        /* valid while low_waiters > 0 */
+    int low_waiters;
     struct jobpool_job *head, *tail;
     size_t len;
     struct jobpool_job *done; /* a stack */
@@ -31,6 +34,7 @@ static void *run(void *arg)
 {
     struct slot *s = arg;
     struct jobpool *p = s->p;
+    (void)pthread_setname_np(pthread_self(), "jobpool"); /* top, perf: per-thread figures */
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (!p->quit && p->head == NULL) {
@@ -45,6 +49,9 @@ static void *run(void *arg)
             p->tail = NULL;
         }
         p->len--;
+        if (p->low_waiters > 0 && p->len <= p->low_mark) {
+            pthread_cond_broadcast(&p->low_cv);
+        }
         s->current = job;
         pthread_mutex_unlock(&p->mu);
 
@@ -58,6 +65,7 @@ static void *run(void *arg)
     }
     p->live--;
     pthread_cond_broadcast(&p->done_cv);
+    pthread_cond_broadcast(&p->low_cv);
     pthread_mutex_unlock(&p->mu);
     return NULL;
 }
@@ -93,9 +101,14 @@ static int init_sync(struct jobpool *p)
     if (pthread_cond_init(&p->done_cv, &ca) != 0) {
         goto out_work;
     }
+    if (pthread_cond_init(&p->low_cv, &ca) != 0) {
+        goto out_done;
+    }
     pthread_condattr_destroy(&ca);
     return 0;
 
+out_done:
+    pthread_cond_destroy(&p->done_cv);
 out_work:
     pthread_cond_destroy(&p->work_cv);
 out_mu:
@@ -171,6 +184,7 @@ void jobpool_free(struct jobpool *p)
     }
     pthread_cond_destroy(&p->work_cv);
     pthread_cond_destroy(&p->done_cv);
+    pthread_cond_destroy(&p->low_cv);
     pthread_mutex_destroy(&p->mu);
     free(p->slots);
     free(p);
@@ -229,6 +243,25 @@ void jobpool_wait_done(struct jobpool *p, int ms)
         (void)pthread_cond_timedwait(&p->done_cv, &p->mu, &until);
     }
     pthread_mutex_unlock(&p->mu);
+}
+
+size_t jobpool_wait_queued(struct jobpool *p, size_t low, int ms)
+{
+    struct timespec until = deadline_in(ms);
+    pthread_mutex_lock(&p->mu);
+    int err = 0;
+    while (p->len > low && p->live > 0 && err != ETIMEDOUT) {
+        /* one mark at a time: the lowest asked for wakes every waiter */
+        if (p->low_waiters == 0 || low < p->low_mark) {
+            p->low_mark = low;
+        }
+        p->low_waiters++;
+        err = pthread_cond_timedwait(&p->low_cv, &p->mu, &until);
+        p->low_waiters--;
+    }
+    size_t n = p->len;
+    pthread_mutex_unlock(&p->mu);
+    return n;
 }
 
 struct jobpool_job *jobpool_remove_queued(struct jobpool *p, jobpool_match match, void *arg)

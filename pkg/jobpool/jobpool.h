@@ -44,6 +44,11 @@ size_t jobpool_running(struct jobpool *p, jobpool_match match, void *arg);
 struct jobpool_job *jobpool_take_done(struct jobpool *p);
 /* Waits up to ms for a job to finish; at once when one is waiting to be taken. */
 void jobpool_wait_done(struct jobpool *p, int ms);
+/* Waits up to ms until at most low jobs are queued, with no wake-up per finished
+ * job: a thread that takes a job wakes the waiter only when the queue went down to
+ * low.  A feeder refills in bursts this way, waking once per (queued - low) jobs.
+ * Returns the jobs queued. */
+size_t jobpool_wait_queued(struct jobpool *p, size_t low, int ms);
 /* Takes the queued jobs for which match() is true (a list, the caller's now). */
 struct jobpool_job *jobpool_remove_queued(struct jobpool *p, jobpool_match match, void *arg);
 /* Sets cancel on the running jobs for which match() is true. */

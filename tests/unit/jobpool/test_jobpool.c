@@ -1,6 +1,7 @@
 /* Unit tests for pkg/jobpool: every job run once and handed back, running jobs
  * counted and canceled by match, queued ones taken out by match, a stop that
- * times out while a job runs and succeeds once it ends. */
+ * times out while a job runs and succeeds once it ends, a wait for the queue to go
+ * down to a low mark. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -171,6 +172,35 @@ static void test_stop_waits_for_running(void **state)
     jobpool_free(p);
 }
 
+/* One thread blocked on a job, 10 queued behind it: the low-mark wait times out while
+ * nothing moves, and returns once released threads took the queue down to the mark. */
+static void test_wait_queued(void **state)
+{
+    (void)state;
+    struct ctx c = {0};
+    struct jobpool *p = NULL;
+    enum { N = 11 };
+    struct job jobs[N];
+    memset(jobs, 0, sizeof jobs);
+    assert_int_equal(jobpool_new(1, run, &c, &p), 0);
+    for (int i = 0; i < N; i++) {
+        jobs[i].block = true;
+        jobpool_push(p, &jobs[i].pj);
+    }
+    while (atomic_load(&c.started) == 0) {
+        nap();
+    }
+    assert_int_equal(jobpool_wait_queued(p, 5, 20), N - 1); /* nothing moved: timed out */
+    assert_int_equal(jobpool_wait_queued(p, N, 0), N - 1);  /* already at or below */
+    atomic_store(&c.release, true);
+    size_t left = jobpool_wait_queued(p, 5, 5000);
+    assert_true(left <= 5);
+    collect(p, N);
+    assert_int_equal(jobpool_wait_queued(p, 0, 5000), 0);
+    assert_true(jobpool_stop(p, 1000));
+    jobpool_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -178,6 +208,7 @@ int main(void)
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_running_cancel_and_remove),
         cmocka_unit_test(test_stop_waits_for_running),
+        cmocka_unit_test(test_wait_queued),
     };
     return cmocka_run_group_tests_name("jobpool", tests, NULL, NULL);
 }
