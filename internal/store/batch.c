@@ -412,21 +412,6 @@ struct finish_batch {
     bool locked; /* the careful pass */
 };
 
-static const char *outcome_name(enum store_outcome o)
-{
-    switch (o) {
-    case STORE_OUTCOME_SUCCEEDED:
-        return "succeeded";
-    case STORE_OUTCOME_TIMEOUT:
-        return "timeout";
-    case STORE_OUTCOME_PERMANENT:
-        return "permanent";
-    case STORE_OUTCOME_FAILED:
-    default:
-        return "failed";
-    }
-}
-
 static int finish_write(struct store__conn *c, struct store_finish_row *rows, const size_t *which,
                         size_t m, bool locked)
 {
@@ -460,7 +445,7 @@ static int finish_write(struct store__conn *c, struct store_finish_row *rows, co
         return rc;
     for (size_t k = 0; k < m; k++) {
         const struct store_finish_row *r = &rows[which[k]];
-        bulk_str(&b, 0, k, outcome_name(r->fin.outcome));
+        bulk_str(&b, 0, k, store__outcome_name(r->fin.outcome));
         bulk_str(&b, 1, k, r->fin.error);
         bulk_bytes(&b, 2, k, r->id.b, 16);
         bulk_int(&b, 3, k, r->attempt);

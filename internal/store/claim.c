@@ -120,7 +120,8 @@ int store_task_claim(struct store *s, const struct ids_id *id, const char *worke
     return STORE_OK;
 }
 
-static const char *outcome_name(enum store_outcome o)
+/* The outcome as task_attempts stores it. */
+const char *store__outcome_name(enum store_outcome o)
 {
     switch (o) {
     case STORE_OUTCOME_SUCCEEDED:
@@ -162,7 +163,7 @@ static int finish_tx(struct store__conn *c, const struct ids_id *id, int attempt
         return STORE_ESTALE;
 
     memset(&p, 0, sizeof p);
-    store__p_str(&p, outcome_name(fin->outcome));
+    store__p_str(&p, store__outcome_name(fin->outcome));
     store__p_str(&p, fin->error);
     store__p_id(&p, id);
     store__p_int(&p, attempt);

@@ -141,4 +141,7 @@ int store__fetch_rows(MYSQL_STMT *st, struct task *tasks, size_t cap, size_t *re
     "last_error, ordering_key, callback_url, traceparent, created_at, updated_at, run_at, "        \
     "started_at, finished_at"
 
+/* The outcome as task_attempts stores it ("succeeded", "timeout", ...); claim.c. */
+const char *store__outcome_name(enum store_outcome o);
+
 #endif
